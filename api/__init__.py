@@ -1,0 +1,84 @@
+"""modelgate: PyTorch models behind an authenticated, rate-limited, metered, traced HTTP API.
+
+`create_app` wires the application; it does no work itself. Settings come from
+environment variables (see `api/config.py` and the README's table): MODELGATE_ENV,
+SECRET_KEY, JWT_SECRET_KEY, DATABASE_URL, REDIS_URL, CORS_ORIGINS, FRONTEND_URL,
+MAIL_*, LOG_FORMAT, LOG_LEVEL, LOG_FILE, MODELS, RATE_LIMIT_DEFAULT,
+RATE_LIMIT_AUTH, TRUSTED_PROXIES, MAX_BODY_BYTES.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from api import guards, models, observability
+from api import openapi as openapi_docs
+from api.cli import register_commands
+from api.config import Config
+from api.errors import register_error_handlers
+from api.extensions import cors, db, jwt, limiter, mail, migrate, openapi, redis_client
+from api.health.routes import blueprint as health
+
+MIGRATIONS_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations"
+)
+EXPOSED_HEADERS = [
+    "X-Trace-Id",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Retry-After",
+]
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the Flask app from `config` (default: read from the environment)."""
+    config = config or Config()
+    config.validate()
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    register_proxy_fix(app)
+    models.register()
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_commands(app)
+    return app
+
+
+def register_proxy_fix(app: Flask) -> None:
+    """Trust X-Forwarded-For/-Proto only from the configured number of proxy hops."""
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+
+
+def register_extensions(app: Flask) -> None:
+    observability.init_app(app)
+    guards.init_app(app)
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(uri.removeprefix("sqlite:///")) or ".", exist_ok=True)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    jwt.init_app(app)
+    mail.init_app(app)
+    redis_client.init_app(app)
+    limiter.init_app(app)
+    cors.init_app(
+        app,
+        origins=app.config["CORS_ORIGINS"],
+        supports_credentials=True,
+        expose_headers=EXPOSED_HEADERS,
+        allow_headers=["Authorization", "Content-Type", "X-Trace-Id", "X-CSRF-TOKEN"],
+        max_age=600,
+    )
+    openapi_docs.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    openapi.register_blueprint(health)

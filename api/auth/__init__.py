@@ -1,0 +1,1 @@
+"""Accounts: registration, email verification, sessions, password reset, roles."""

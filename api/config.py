@@ -1,0 +1,141 @@
+"""Settings read from environment variables, checked once at start.
+
+One class, `Config`, reads every setting from the environment (a `.env` file is
+loaded first in development). `TestConfig` is the subclass the test suite uses.
+Production (`MODELGATE_ENV=production`) refuses to start with a missing, short or
+placeholder secret and says which one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MIN_SECRET_BYTES = 32
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "dev", "development", "test"}
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _list(environ: Mapping[str, str], name: str, default: str) -> list[str]:
+    return [item.strip() for item in environ.get(name, default).split(",") if item.strip()]
+
+
+class Config:
+    """Every setting of the service, read from `environ` (defaults suit development)."""
+
+    SERVICE_NAME = "modelgate"
+    API_TITLE = "modelgate"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/"
+    OPENAPI_JSON_PATH = "v1/openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "docs"
+    OPENAPI_SWAGGER_UI_URL = "/docs/assets/"
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    JSON_SORT_KEYS = False
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.MODELGATE_ENV = env.get("MODELGATE_ENV", "development")
+        self.TESTING = False
+        generated = self.MODELGATE_ENV != "production"
+        self.SECRET_KEY = env.get("SECRET_KEY") or (secrets.token_urlsafe(48) if generated else "")
+        self.JWT_SECRET_KEY = env.get("JWT_SECRET_KEY") or (
+            secrets.token_urlsafe(48) if generated else ""
+        )
+        default_db = f"sqlite:///{PROJECT_ROOT / 'instance' / 'modelgate.db'}"
+        self.SQLALCHEMY_DATABASE_URI = env.get("DATABASE_URL") or default_db
+        self.REDIS_URL = env.get("REDIS_URL") or None
+        self.CORS_ORIGINS = _list(env, "CORS_ORIGINS", "http://localhost:5173")
+        self.FRONTEND_URL = env.get("FRONTEND_URL", "http://localhost:5173").rstrip("/")
+
+        self.MAIL_SERVER = env.get("MAIL_SERVER") or None
+        self.MAIL_PORT = _int(env, "MAIL_PORT", 25)
+        self.MAIL_USE_TLS = _bool(env, "MAIL_USE_TLS", False)
+        self.MAIL_USE_SSL = _bool(env, "MAIL_USE_SSL", False)
+        self.MAIL_USERNAME = env.get("MAIL_USERNAME") or None
+        self.MAIL_PASSWORD = env.get("MAIL_PASSWORD") or None
+        self.MAIL_DEFAULT_SENDER = env.get("MAIL_DEFAULT_SENDER", "modelgate <noreply@localhost>")
+        self.MAIL_TIMEOUT = _int(env, "MAIL_TIMEOUT", 10)
+
+        self.LOG_FORMAT = env.get("LOG_FORMAT", "json")
+        self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
+        self.LOG_FILE = env.get("LOG_FILE") or None
+
+        self.MODELS = env.get("MODELS", "all-minilm-l6-v2,storyteller")
+        self.RATE_LIMIT_DEFAULT = env.get("RATE_LIMIT_DEFAULT", "60/minute;5000/day")
+        self.RATE_LIMIT_AUTH = env.get("RATE_LIMIT_AUTH", "10/minute")
+        self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        self.TRUSTED_PROXIES = _int(env, "TRUSTED_PROXIES", 0)
+        self.MAX_CONTENT_LENGTH = _int(env, "MAX_BODY_BYTES", 1024 * 1024)
+
+    @property
+    def is_production(self) -> bool:
+        return self.MODELGATE_ENV == "production"
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting production cannot run with."""
+        if self.MODELGATE_ENV not in {"development", "production", "testing"}:
+            raise ConfigError(
+                f"MODELGATE_ENV must be development, production or testing, "
+                f"got {self.MODELGATE_ENV!r}"
+            )
+        if self.LOG_FORMAT not in {"json", "text"}:
+            raise ConfigError(f"LOG_FORMAT must be json or text, got {self.LOG_FORMAT!r}")
+        if self.TRUSTED_PROXIES < 0:
+            raise ConfigError("TRUSTED_PROXIES must be 0 or more")
+        if not self.is_production:
+            return
+        for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+            value = getattr(self, name)
+            if not value:
+                raise ConfigError(f"{name} is missing: production needs a random secret")
+            if value.lower() in PLACEHOLDER_SECRETS or len(value.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(
+                    f"{name} is too weak: production needs at least {MIN_SECRET_BYTES} "
+                    "random bytes (python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
+        if self.SECRET_KEY == self.JWT_SECRET_KEY:
+            raise ConfigError("JWT_SECRET_KEY must differ from SECRET_KEY")
+        if self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
+            raise ConfigError("DATABASE_URL is missing: production runs on PostgreSQL")
+        if not self.REDIS_URL:
+            raise ConfigError("REDIS_URL is missing: production needs Redis")
+
+
+class TestConfig(Config):
+    """Settings for the test suite: fixed secrets, the database and Redis given by the caller."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None, **overrides: object) -> None:
+        super().__init__(environ if environ is not None else {})
+        self.MODELGATE_ENV = "testing"
+        self.TESTING = True
+        self.SECRET_KEY = "test-secret-key-" + "x" * 32
+        self.JWT_SECRET_KEY = "test-jwt-secret-" + "y" * 32
+        self.LOG_FORMAT = "json"
+        self.MODELS = ""
+        for key, value in overrides.items():
+            setattr(self, key, value)

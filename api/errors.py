@@ -1,0 +1,174 @@
+"""One JSON error shape for every 4xx and 5xx.
+
+Views raise an `APIError` (or a subclass); routing errors, Werkzeug's HTTP
+exceptions, webargs validation failures and unexpected exceptions are all turned
+into `{"error": {"code", "message", "trace_id", "details"}}` here. No stack trace
+or internal detail ever reaches the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from api.observability.tracing import current_trace_id
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable_entity",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+}
+
+
+class APIError(Exception):
+    """An error answered to the client; subclasses fix the status and default code."""
+
+    status = 500
+    code = "internal_error"
+    message = "Internal server error."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.code = code or self.code
+        self.status = status or self.status
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+class BadRequest(APIError):
+    status, code, message = 400, "bad_request", "The request is malformed."
+
+
+class ValidationFailed(APIError):
+    status, code, message = 400, "validation_error", "Some fields are invalid."
+
+
+class Unauthorized(APIError):
+    status, code, message = 401, "unauthorized", "Missing or invalid credentials."
+
+
+class Forbidden(APIError):
+    status, code, message = 403, "forbidden", "You are not allowed to do this."
+
+
+class NotFound(APIError):
+    status, code, message = 404, "not_found", "Not found."
+
+
+class Conflict(APIError):
+    status, code, message = 409, "conflict", "The request conflicts with the current state."
+
+
+class PayloadTooLarge(APIError):
+    status, code, message = 413, "payload_too_large", "The request body is too large."
+
+
+class UnsupportedMediaType(APIError):
+    status, code, message = 415, "unsupported_media_type", "Send a JSON body (application/json)."
+
+
+class TooManyRequests(APIError):
+    status, code, message = 429, "rate_limited", "Too many requests."
+
+
+class ServiceUnavailable(APIError):
+    status, code, message = 503, "service_unavailable", "The service is temporarily unavailable."
+
+
+class GatewayTimeout(APIError):
+    status, code, message = 504, "timeout", "The request took too long."
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Build the one error body with its status and headers."""
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "trace_id": current_trace_id(),
+            "details": details or {},
+        }
+    }
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _flatten_messages(messages: Any) -> dict[str, Any]:
+    """Drop webargs' location level: {"json": {"email": [...]}} -> {"email": [...]}."""
+    if not isinstance(messages, dict):
+        return {"_request": messages}
+    flat: dict[str, Any] = {}
+    for location, fields in messages.items():
+        if isinstance(fields, dict):
+            flat.update(fields)
+        else:
+            flat[location] = fields
+    return flat
+
+
+def handle_api_error(error: APIError) -> Response:
+    return error_response(error.status, error.code, error.message, error.details, error.headers)
+
+
+def handle_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    if "messages" in data:  # webargs / flask-smorest validation failure
+        return error_response(
+            400, "validation_error", "Some fields are invalid.", _flatten_messages(data["messages"])
+        )
+    headers = {
+        name: value
+        for name, value in error.get_headers()
+        if name.lower() in {"allow", "retry-after", "www-authenticate"}
+    }
+    code = HTTP_CODES.get(status, "http_error")
+    message = error.description or code.replace("_", " ")
+    if status == 429:
+        message = f"Rate limit exceeded ({error.description}). Retry later."
+    return error_response(status, code, message, headers=headers)
+
+
+def handle_unexpected(error: Exception) -> Response:
+    log.exception("unhandled exception", exc_info=error)
+    return error_response(500, "internal_error", "Internal server error.")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Answer every error with the JSON shape (registered after flask-smorest's own)."""
+    app.register_error_handler(APIError, handle_api_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)

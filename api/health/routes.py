@@ -1,0 +1,33 @@
+"""`/healthz`: the process answers. `/readyz`: the database and (when configured) Redis answer."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from api.errors import ServiceUnavailable
+from api.health.service import check_dependencies
+from api.validation import Blueprint
+
+blueprint = Blueprint("health", __name__, description="Liveness and readiness probes.")
+
+
+@blueprint.route("/healthz")
+class Health(MethodView):
+    def get(self) -> dict:
+        """The process is alive."""
+        return {"status": "ok"}
+
+
+@blueprint.route("/readyz")
+class Ready(MethodView):
+    def get(self) -> dict:
+        """Every dependency answers; 503 names the one that does not."""
+        checks = check_dependencies()
+        if any(state != "ok" for state in checks.values()):
+            failed = ", ".join(name for name, state in checks.items() if state != "ok")
+            raise ServiceUnavailable(
+                f"Not ready: {failed} unreachable.",
+                details={"checks": checks},
+                headers={"Retry-After": "5"},
+            )
+        return {"status": "ok", "checks": checks}

@@ -1,0 +1,33 @@
+"""Dependency checks for the readiness probe."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.extensions import db, redis_client
+
+log = logging.getLogger(__name__)
+
+
+def check_dependencies() -> dict[str, str]:
+    """Return {"database": "ok"|"unreachable", "redis": ...}; Redis only when configured."""
+    checks = {"database": "ok"}
+    try:
+        db.session.execute(text("SELECT 1"))
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        log.warning("readiness: database unreachable", extra={"error.type": type(error).__name__})
+        checks["database"] = "unreachable"
+    client = redis_client.client
+    if client is not None:
+        try:
+            client.ping()
+            checks["redis"] = "ok"
+        except redis.RedisError as error:
+            log.warning("readiness: redis unreachable", extra={"error.type": type(error).__name__})
+            checks["redis"] = "unreachable"
+    return checks

@@ -1,0 +1,8 @@
+"""Every feature's models, imported together so the metadata (and Alembic) sees all tables."""
+
+from __future__ import annotations
+
+
+def register() -> None:
+    """Import each feature's models module; called once by `create_app`."""
+    import api.auth.models  # noqa: F401

@@ -1,0 +1,58 @@
+"""Prometheus metrics and the `/metrics` endpoint.
+
+Under gunicorn, `PROMETHEUS_MULTIPROC_DIR` is set by `gunicorn.conf.py` before the
+app is imported, so every worker writes its samples there and `/metrics` adds them
+up across workers. Routes are labelled by their template (`/v1/tokens/<id>`), never
+by the raw path, and unmatched paths share one label.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+UNMATCHED_ROUTE = "<unmatched>"
+
+REQUEST_DURATION = Histogram(
+    "http_server_request_duration_seconds",
+    "Time to answer an HTTP request, by method, route template and status.",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+REQUESTS = Counter(
+    "http_server_requests",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+)
+
+blueprint = Blueprint("metrics", __name__)
+
+
+def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
+    labels = (method, route or UNMATCHED_ROUTE, str(status))
+    REQUESTS.labels(*labels).inc()
+    REQUEST_DURATION.labels(*labels).observe(seconds)
+
+
+def _registry() -> CollectorRegistry:
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    """Expose every metric, summed across gunicorn workers."""
+    return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,53 @@
+"""Gunicorn settings: gthread workers, Prometheus multiprocess mode, no control socket.
+
+Read by the master before any worker imports the app, which is why the Prometheus
+directory is set in the environment here. Each value can be overridden by an
+environment variable of the same name with a `GUNICORN_` prefix.
+"""
+
+import os
+import shutil
+import sys
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 20
+keepalive = 5
+# The app writes its own JSON access line; gunicorn's would be a second, unstructured one.
+accesslog = None
+control_socket_disable = True
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+prometheus_dir = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", os.path.join(os.getcwd(), "instance", "prometheus")
+)
+
+
+def on_starting(server):
+    """Refuse to start on a bad config, then wipe samples left by an earlier run."""
+    import secrets
+
+    from api.config import Config, ConfigError
+
+    try:
+        config = Config()
+        config.validate()
+    except ConfigError as error:
+        print(f"modelgate: {error}", file=sys.stderr)
+        sys.exit(1)
+    if not config.is_production:
+        # Development secrets are random per start; set them here so every worker shares them.
+        os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
+        os.environ.setdefault("JWT_SECRET_KEY", secrets.token_urlsafe(48))
+    shutil.rmtree(prometheus_dir, ignore_errors=True)
+    os.makedirs(prometheus_dir, exist_ok=True)
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges so /metrics stops counting them."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,155 @@
+"""Fixtures: a fresh app and database per test, on SQLite and on PostgreSQL, and real Redis.
+
+Every test that takes `app` (or `client`) runs twice: once on a SQLite file copied
+from a migrated template, once on a PostgreSQL database migrated once per session
+and emptied after each test.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import flask_migrate
+import psycopg
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.engine import make_url
+
+from api import MIGRATIONS_DIR, create_app
+from api.config import TestConfig
+from api.extensions import db
+from tests.services import PG_SERVER_URL, REDIS_URL, require
+
+
+def migrate(database_url: str) -> None:
+    """Bring a database to the newest revision with Flask-Migrate, as `flask db upgrade` does."""
+    app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=database_url))
+    with app.app_context():
+        flask_migrate.upgrade(directory=MIGRATIONS_DIR)
+        db.engine.dispose()
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A PostgreSQL database of our own for this session, migrated once, dropped at the end."""
+    try:
+        with psycopg.connect(_libpq(PG_SERVER_URL), autocommit=True, connect_timeout=3) as conn:
+            name = f"modelgate_test_{uuid.uuid4().hex[:12]}"
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as error:
+        require("PostgreSQL", error)
+    url = make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    migrate(url)
+    yield url
+    with psycopg.connect(_libpq(PG_SERVER_URL), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _empty_postgres(url: str) -> None:
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"
+            )
+        ]
+        if tables:
+            conn.execute(
+                "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+            )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty, migrated database for one test."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("postgres_database")
+    yield url
+    _empty_postgres(url)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        require("Redis", error)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_db(redis_url: str) -> Iterator[redis.Redis]:
+    """The test Redis database, emptied before and after the test."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def make_app(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Build apps on this test's database; keyword arguments override TestConfig."""
+    apps: list[Flask] = []
+
+    def build(**overrides: Any) -> Flask:
+        settings: dict[str, Any] = {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "LOG_FILE": str(tmp_path / "app.log"),
+        }
+        settings.update(overrides)
+        app = create_app(TestConfig(**settings))
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def log_lines(tmp_path: Path) -> Callable[[], list[dict[str, Any]]]:
+    """Read back the JSON log lines the app under test wrote."""
+    import json
+
+    def read() -> list[dict[str, Any]]:
+        path = tmp_path / "app.log"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    return read

@@ -1,0 +1,66 @@
+"""The service under real gunicorn with two workers: metrics and logs across processes."""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from tests.services import gunicorn
+
+REQUESTS = 60
+
+
+def _sample(metrics_text: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    for line in metrics_text.splitlines():
+        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
+        if match and ",".join(sorted(match.group(1).split(","))) == wanted:
+            return float(match.group(2))
+    return 0.0
+
+
+def _get(url: str) -> int:
+    with requests.Session() as session:  # a new connection each time spreads the workers
+        return session.get(url, timeout=10).status_code
+
+
+def test_two_workers_count_every_request_once_and_share_the_log_file(tmp_path, sqlite_template):
+    env = {"DATABASE_URL": f"sqlite:///{sqlite_template}"}
+    with gunicorn(env, tmp_path, workers=2) as base:
+        baseline = requests.get(f"{base}/metrics", timeout=10).text
+        before = _sample(
+            baseline, "http_server_requests_total", method="GET", route="/healthz", status="200"
+        )
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(_get, [f"{base}/healthz"] * REQUESTS))
+            statuses += list(pool.map(_get, [f"{base}/missing/1", f"{base}/missing/2"] * 5))
+        assert statuses.count(200) == REQUESTS and statuses.count(404) == 10
+        text = requests.get(f"{base}/metrics", timeout=10).text
+
+    after = _sample(
+        text, "http_server_requests_total", method="GET", route="/healthz", status="200"
+    )
+    assert after - before == REQUESTS
+    assert (
+        _sample(text, "http_server_requests_total", method="GET", route="<unmatched>", status="404")
+        == 10
+    )
+    assert "/missing/1" not in text
+    assert (
+        _sample(
+            text,
+            "http_server_request_duration_seconds_count",
+            method="GET",
+            route="/healthz",
+            status="200",
+        )
+        == after
+    )
+
+    lines = [json.loads(line) for line in (tmp_path / "app.log").read_text().splitlines()]
+    access = [line for line in lines if line["log.logger"] == "modelgate.access"]
+    healthz = [line for line in access if line["url.path"] == "/healthz"]
+    assert len(healthz) >= REQUESTS

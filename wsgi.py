@@ -1,0 +1,11 @@
+"""WSGI entry point: `gunicorn -c gunicorn.conf.py wsgi:app` (also `flask --app wsgi ...`)."""
+
+import sys
+
+from api import create_app
+from api.config import ConfigError
+
+try:
+    app = create_app()
+except ConfigError as error:
+    sys.exit(f"modelgate: {error}")
