@@ -16,6 +16,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import guards, models, observability
 from api import openapi as openapi_docs
+from api.admin.routes import blueprint as admin
+from api.auth.routes import blueprint as auth
+from api.auth.sessions import init_jwt
 from api.cli import register_commands
 from api.config import Config
 from api.errors import register_error_handlers
@@ -66,6 +69,7 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     jwt.init_app(app)
+    init_jwt(jwt)
     mail.init_app(app)
     redis_client.init_app(app)
     limiter.init_app(app)
@@ -81,4 +85,5 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    openapi.register_blueprint(health)
+    for blueprint in (health, auth, admin):
+        openapi.register_blueprint(blueprint)

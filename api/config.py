@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +81,7 @@ class Config:
         self.MAIL_PASSWORD = env.get("MAIL_PASSWORD") or None
         self.MAIL_DEFAULT_SENDER = env.get("MAIL_DEFAULT_SENDER", "modelgate <noreply@localhost>")
         self.MAIL_TIMEOUT = _int(env, "MAIL_TIMEOUT", 10)
+        self.MAIL_SUPPRESS_SEND = False  # Flask-Mail would skip sending under TESTING
 
         self.LOG_FORMAT = env.get("LOG_FORMAT", "json")
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
@@ -89,8 +91,33 @@ class Config:
         self.RATE_LIMIT_DEFAULT = env.get("RATE_LIMIT_DEFAULT", "60/minute;5000/day")
         self.RATE_LIMIT_AUTH = env.get("RATE_LIMIT_AUTH", "10/minute")
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        self.RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+        self.RATELIMIT_HEADERS_ENABLED = True
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+        self.RATELIMIT_SWALLOW_ERRORS = True
+        self.RATELIMIT_KEY_PREFIX = "mg"
+        self.LOGIN_FAILURE_LIMIT = env.get("LOGIN_FAILURE_LIMIT", "10 per 15 minutes")
+        self.EMAIL_ACTION_LIMIT = env.get("EMAIL_ACTION_LIMIT", "5 per hour")
         self.TRUSTED_PROXIES = _int(env, "TRUSTED_PROXIES", 0)
         self.MAX_CONTENT_LENGTH = _int(env, "MAX_BODY_BYTES", 1024 * 1024)
+        self.JWT_COOKIE_SECURE = self.MODELGATE_ENV == "production"
+
+    # Sessions: short access JWTs in headers, refresh JWTs in an httpOnly cookie with CSRF.
+    JWT_ALGORITHM = "HS256"
+    JWT_DECODE_ALGORITHMS = ["HS256"]
+    JWT_ENCODE_ISSUER = JWT_DECODE_ISSUER = "modelgate"
+    JWT_ENCODE_AUDIENCE = JWT_DECODE_AUDIENCE = "modelgate-api"
+    JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
+    JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=30)
+    JWT_TOKEN_LOCATION = ["headers", "cookies"]
+    JWT_REFRESH_COOKIE_NAME = "mg_refresh"
+    JWT_REFRESH_COOKIE_PATH = "/v1/auth"
+    JWT_REFRESH_CSRF_COOKIE_NAME = "mg_csrf"
+    JWT_REFRESH_CSRF_COOKIE_PATH = "/"
+    JWT_COOKIE_CSRF_PROTECT = True
+    JWT_CSRF_IN_COOKIES = True
+    JWT_COOKIE_SAMESITE = "Strict"
+    JWT_SESSION_COOKIE = False
 
     @property
     def is_production(self) -> bool:
@@ -124,6 +151,8 @@ class Config:
             raise ConfigError("DATABASE_URL is missing: production runs on PostgreSQL")
         if not self.REDIS_URL:
             raise ConfigError("REDIS_URL is missing: production needs Redis")
+        if not self.MAIL_SERVER:
+            raise ConfigError("MAIL_SERVER is missing: production must send account emails")
 
 
 class TestConfig(Config):
@@ -137,5 +166,7 @@ class TestConfig(Config):
         self.JWT_SECRET_KEY = "test-jwt-secret-" + "y" * 32
         self.LOG_FORMAT = "json"
         self.MODELS = ""
+        self.RATE_LIMIT_AUTH = "1000/minute"
+        self.RATELIMIT_STORAGE_URI = "memory://"
         for key, value in overrides.items():
             setattr(self, key, value)

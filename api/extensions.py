@@ -5,6 +5,9 @@ Nothing here connects to anything: each extension reads its settings in `init_ap
 
 from __future__ import annotations
 
+import logging
+import time
+
 import redis
 from flask import Flask, current_app
 from flask_cors import CORS
@@ -15,6 +18,7 @@ from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
+from prometheus_client import Counter
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
@@ -26,6 +30,13 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+log = logging.getLogger(__name__)
+
+REDIS_ERRORS = Counter(
+    "redis_errors", "Redis operations that failed, by the component that degraded.", ["component"]
+)
 
 
 class Base(DeclarativeBase):
@@ -50,10 +61,24 @@ class RedisClient:
                 decode_responses=True,
             )
         app.extensions["redis"] = client
+        app.extensions["redis_failures_logged"] = {}
 
     @property
     def client(self) -> redis.Redis | None:
         return current_app.extensions.get("redis")
+
+    def report_failure(self, component: str, error: Exception) -> None:
+        """Count a Redis failure; log it at most once a minute per component and process."""
+        REDIS_ERRORS.labels(component).inc()
+        now = time.monotonic()
+        last_logged: dict[str, float] = current_app.extensions["redis_failures_logged"]
+        if now - last_logged.get(component, -60.0) >= 60.0:
+            last_logged[component] = now
+            log.warning(
+                "redis unavailable: %s degraded",
+                component,
+                extra={"error.type": type(error).__name__, "event.reason": component},
+            )
 
 
 db = SQLAlchemy(model_class=Base)

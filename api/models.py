@@ -5,4 +5,5 @@ from __future__ import annotations
 
 def register() -> None:
     """Import each feature's models module; called once by `create_app`."""
+    import api.audit.models
     import api.auth.models  # noqa: F401

@@ -17,6 +17,7 @@ PRODUCTION = {
     "JWT_SECRET_KEY": "j" * 48,
     "DATABASE_URL": "postgresql+psycopg://u@db/modelgate",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "MAIL_SERVER": "smtp.example.org",
 }
 
 
@@ -42,6 +43,7 @@ def test_production_with_strong_settings_is_accepted():
         ({"JWT_SECRET_KEY": STRONG}, "JWT_SECRET_KEY must differ"),
         ({"DATABASE_URL": ""}, "DATABASE_URL is missing"),
         ({"REDIS_URL": ""}, "REDIS_URL is missing"),
+        ({"MAIL_SERVER": ""}, "MAIL_SERVER is missing"),
     ],
 )
 def test_production_refuses_weak_settings_and_names_them(change, named):

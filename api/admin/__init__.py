@@ -1,0 +1,1 @@
+"""Administration: users, roles, access, per-user limits, usage across users."""

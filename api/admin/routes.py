@@ -1,0 +1,36 @@
+"""`/v1/admin`: administrators manage users."""
+
+from __future__ import annotations
+
+from api.admin import schemas, service
+from api.http import current_client
+from api.security import authenticate, current_principal
+from api.validation import Blueprint
+
+blueprint = Blueprint("admin", __name__, url_prefix="/v1/admin", description="Administration.")
+
+
+@blueprint.route("/users", methods=["GET"])
+@authenticate(admin=True)
+@blueprint.arguments(schemas.UserListArgs, location="query")
+@blueprint.response(200, schemas.UserPageOut)
+def list_users(args: dict):
+    """Search users by email or name, a page at a time."""
+    return service.list_users(args["q"], args["page"], args["per_page"])
+
+
+@blueprint.route("/users/<int:user_id>", methods=["GET"])
+@authenticate(admin=True)
+@blueprint.response(200, schemas.AdminUserOut)
+def get_user(user_id: int):
+    """One user."""
+    return service.get_user(user_id)
+
+
+@blueprint.route("/users/<int:user_id>", methods=["PATCH"])
+@authenticate(admin=True)
+@blueprint.arguments(schemas.UserUpdateIn)
+@blueprint.response(200, schemas.AdminUserOut)
+def update_user(changes: dict, user_id: int):
+    """Change a user's role, or disable/enable the account (effective at once)."""
+    return service.update_user(current_principal().user, user_id, changes, current_client())

@@ -1,0 +1,89 @@
+"""Admin logic: find users, change roles, disable and enable accounts."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, select
+
+from api.audit.service import Client, record_event
+from api.auth.models import User
+from api.auth.passwords import hash_password, password_problem
+from api.auth.service import find_user_by_email, normalise_email
+from api.auth.sessions import revoke_user_sessions
+from api.db_types import utcnow
+from api.errors import Conflict, NotFound, ValidationFailed
+from api.extensions import db
+
+
+def list_users(q: str | None, page: int, per_page: int) -> dict:
+    """A page of users, newest first, filtered by a substring of email or name."""
+    query = select(User)
+    if q:
+        pattern = f"%{q.strip().lower()}%"
+        query = query.where(
+            or_(func.lower(User.email).like(pattern), func.lower(User.name).like(pattern))
+        )
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = db.session.scalars(
+        query.order_by(User.id.desc()).offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    return {"items": items, "page": page, "per_page": per_page, "total": total}
+
+
+def get_user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.", code="user_not_found")
+    return user
+
+
+def update_user(admin: User, user_id: int, changes: dict, client: Client) -> User:
+    """Change a user's role or access; both take effect on the user's next request."""
+    user = get_user(user_id)
+    if user.id == admin.id and (
+        changes.get("role", user.role) != user.role or changes.get("disabled")
+    ):
+        raise Conflict("Administrators cannot demote or disable themselves.", code="self_change")
+    if "role" in changes and changes["role"] != user.role:
+        record_event(
+            "role_change",
+            client,
+            user_id=user.id,
+            actor_id=admin.id,
+            old=user.role,
+            new=changes["role"],
+        )
+        user.role = changes["role"]
+    if "disabled" in changes and changes["disabled"] != (user.disabled_at is not None):
+        if changes["disabled"]:
+            user.disabled_at = utcnow()
+            revoke_user_sessions(user.id, "disabled")
+            record_event("disable", client, user_id=user.id, actor_id=admin.id)
+        else:
+            user.disabled_at = None
+            record_event("enable", client, user_id=user.id, actor_id=admin.id)
+    db.session.commit()
+    return user
+
+
+def create_admin(email: str, password: str) -> User:
+    """Make `email` an administrator (creating a verified account if needed); for the CLI."""
+    problem = password_problem(password)
+    if problem:
+        raise ValidationFailed(problem, details={"password": [problem]})
+    user = find_user_by_email(email)
+    if user is None:
+        user = User(email=normalise_email(email), password_hash="")
+        db.session.add(user)
+    user.password_hash = hash_password(password)
+    user.role = "admin"
+    user.email_verified_at = user.email_verified_at or utcnow()
+    user.disabled_at = None
+    db.session.flush()
+    record_event(
+        "role_change",
+        Client(ip=None, user_agent="flask users create-admin"),
+        user_id=user.id,
+        new="admin",
+    )
+    db.session.commit()
+    return user

@@ -1,0 +1,1 @@
+"""Audit trail: who did what to which account, from where, under which trace id."""

@@ -1,0 +1,199 @@
+"""Text generation from a causal language model, one token at a time with a KV cache.
+
+`TextGenerator.stream` runs its own decoding loop instead of `model.generate` so
+that each step can check the caller's cancel event and deadline, and so that text
+leaves as soon as each token is decoded. Temperature 0 is greedy; otherwise the
+next token is drawn (after top-p filtering) with a per-request `torch.Generator`,
+so a request with a seed is reproducible whatever else the worker is doing.
+Concurrency and queueing are not decided here (see `gate`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from tokenizers import Tokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from api.inference.decoding import IncrementalDecoder, StopSequenceFilter
+from api.inference.errors import DeadlineExceeded
+from api.inference.runtime import count_parameters, select_device
+from api.inference.specs import ModelInfo
+
+
+@dataclass(frozen=True)
+class TextChunk:
+    """A piece of generated text; the last chunk of a stream carries its finish reason."""
+
+    text: str
+    finish_reason: str | None = None
+
+
+class GenerationStream:
+    """Iterate for `TextChunk`s; the token counts and finish reason fill in as it runs.
+
+    The finish reason is "stop" (end-of-text token or a stop sequence), "length"
+    (`max_tokens` reached) or "cancelled" (the cancel event was set). A passed
+    deadline raises `DeadlineExceeded` from the iteration. `close()` ends it early.
+    """
+
+    def __init__(
+        self, prompt_tokens: int, run: Callable[[GenerationStream], Iterator[TextChunk]]
+    ) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = 0
+        self.finish_reason: str | None = None
+        self._chunks = run(self)
+
+    def __iter__(self) -> GenerationStream:
+        return self
+
+    def __next__(self) -> TextChunk:
+        chunk = next(self._chunks)
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
+        return chunk
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def pick_token(logits: torch.Tensor, temperature: float, top_p: float, rng: torch.Generator) -> int:
+    """Greedy at temperature 0, else sample from the top-p nucleus of softmax(logits / T)."""
+    if temperature <= 0:
+        return int(logits.argmax())
+    logits = logits / temperature
+    if top_p < 1:
+        sorted_logits, order = logits.sort(descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        # Drop a token when the tokens ranked above it already hold top_p of the mass.
+        sorted_logits[probs.cumsum(dim=-1) - probs >= top_p] = float("-inf")
+        choice = torch.multinomial(sorted_logits.softmax(dim=-1).cpu(), 1, generator=rng)
+        return int(order[int(choice)])
+    return int(torch.multinomial(logits.softmax(dim=-1).cpu(), 1, generator=rng))
+
+
+class TextGenerator:
+    """A loaded causal language model that streams completions of a prompt."""
+
+    task = "text-generation"
+
+    def __init__(self, model_id: str, path: str) -> None:
+        self.id = model_id
+        self.device = select_device()
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval()
+        self.model.to(self.device)
+        config = self.model.config
+        self.max_input = int(getattr(config, "n_positions", None) or config.max_position_embeddings)
+        self.parameters = count_parameters(self.model)
+        self.eos_token_id = tokenizer.eos_token_id
+        if self.eos_token_id is None:
+            self.eos_token_id = config.eos_token_id
+        bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else self.eos_token_id
+        self._start_ids = [] if bos is None else [int(bos)]
+        # A private, never-reconfigured copy: safe to share between request threads.
+        self.tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        for _ in self.stream("Once", max_tokens=2, temperature=0):
+            pass
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            self.id, "text-generation", self.parameters, self.max_input, str(self.device)
+        )
+
+    def encode(self, text: str) -> list[int]:
+        """The prompt's token ids (no special tokens added)."""
+        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def stream(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+        cancel: threading.Event | None = None,
+        deadline: float | None = None,
+    ) -> GenerationStream:
+        """Start generating up to `max_tokens` after `prompt`; `deadline` is a monotonic time.
+
+        Raise ValueError when the prompt and `max_tokens` do not fit in `max_input`
+        (callers check first and answer 400).
+        """
+        prompt_ids = self.encode(prompt) or self._start_ids
+        if not prompt_ids:
+            raise ValueError("the prompt is empty and the model has no start token")
+        if len(prompt_ids) + max_tokens > self.max_input:
+            raise ValueError(
+                f"{len(prompt_ids)} prompt tokens + {max_tokens} new tokens exceed "
+                f"the model's {self.max_input}"
+            )
+        rng = torch.Generator()
+        if seed is None:
+            rng.seed()
+        else:
+            rng.manual_seed(seed)
+        return GenerationStream(
+            len(prompt_ids),
+            lambda stream: self._generate(
+                stream, prompt_ids, max_tokens, temperature, top_p, rng, stop, cancel, deadline
+            ),
+        )
+
+    def _generate(
+        self,
+        stream: GenerationStream,
+        prompt_ids: list[int],
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        rng: torch.Generator,
+        stop: Sequence[str],
+        cancel: threading.Event | None,
+        deadline: float | None,
+    ) -> Generator[TextChunk, None, None]:
+        decoder = IncrementalDecoder(self.tokenizer)
+        stops = StopSequenceFilter(stop)
+        inputs = torch.tensor([prompt_ids], dtype=torch.long, device=self.device)
+        past = None
+        finish_reason = "length"
+        for _ in range(max_tokens):
+            if cancel is not None and cancel.is_set():
+                finish_reason = "cancelled"
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceeded()
+            with torch.inference_mode():
+                output = self.model(input_ids=inputs, past_key_values=past, use_cache=True)
+                past = output.past_key_values
+                token = pick_token(output.logits[0, -1].float(), temperature, top_p, rng)
+            if token == self.eos_token_id:
+                finish_reason = "stop"
+                break
+            stream.completion_tokens += 1
+            text = stops.push(decoder.push(token))
+            if stops.stopped:
+                yield TextChunk(text, "stop")
+                return
+            if text:
+                yield TextChunk(text)
+            inputs = torch.tensor([[token]], dtype=torch.long, device=self.device)
+        tail = stops.push(decoder.flush())
+        if stops.stopped:
+            finish_reason = "stop"
+        yield TextChunk(tail + stops.flush(), finish_reason)

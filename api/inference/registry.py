@@ -1,0 +1,223 @@
+"""The models a worker process serves: configured per app, loaded once per process.
+
+`models = ModelRegistry()` is a Flask extension. `init_app` only parses `MODELS` and
+the inference settings into `app.extensions["inference"]`; nothing loads there.
+`load_all(app)` loads every configured model (call it once per worker, at start),
+and `get`/`serve` load a missing one on first use. Loaded models, their batchers
+and gates live on the registry, keyed by spec and settings, so several apps in one
+process (the test suite) share one copy of each model. Torch is imported only when
+the first model loads.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, current_app
+
+from api.config import ConfigError
+from api.inference.batcher import MicroBatcher
+from api.inference.errors import ModelNotFound, ModelUnavailable
+from api.inference.gate import GenerationGate
+from api.inference.metrics import ModelMetrics
+from api.inference.specs import ModelInfo, ModelSpec, Task, parse_model_specs
+
+if TYPE_CHECKING:
+    from api.inference.embedding import EmbeddingModel
+    from api.inference.generation import TextGenerator
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "inference"
+EmbeddedText = tuple[list[float], int]  # one text's unit vector and its token count
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """Queueing and deadline settings, from app.config (env vars of the same names)."""
+
+    batch_max_size: int = 32
+    batch_max_wait_ms: int = 5
+    queue_size: int = 256
+    timeout_s: float = 30.0
+    generation_slots: int = 4
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> InferenceSettings:
+        settings = cls(
+            batch_max_size=int(config.get("BATCH_MAX_SIZE", cls.batch_max_size)),
+            batch_max_wait_ms=int(config.get("BATCH_MAX_WAIT_MS", cls.batch_max_wait_ms)),
+            queue_size=int(config.get("INFERENCE_QUEUE_SIZE", cls.queue_size)),
+            timeout_s=float(config.get("INFERENCE_TIMEOUT_S", cls.timeout_s)),
+            generation_slots=int(config.get("GENERATION_SLOTS", cls.generation_slots)),
+        )
+        for name, value in (
+            ("BATCH_MAX_SIZE", settings.batch_max_size),
+            ("INFERENCE_QUEUE_SIZE", settings.queue_size),
+            ("INFERENCE_TIMEOUT_S", settings.timeout_s),
+            ("GENERATION_SLOTS", settings.generation_slots),
+        ):
+            if value <= 0:
+                raise ConfigError(f"{name} must be more than 0, got {value}")
+        if settings.batch_max_wait_ms < 0:
+            raise ConfigError("BATCH_MAX_WAIT_MS must be 0 or more")
+        return settings
+
+
+@dataclass(frozen=True)
+class AppModels:
+    """What one app serves: its model specs, in `MODELS` order, and its settings."""
+
+    specs: tuple[ModelSpec, ...]
+    settings: InferenceSettings
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A loaded model with what admits requests to it: a batcher (embedding) or a gate."""
+
+    model: EmbeddingModel | TextGenerator
+    metrics: ModelMetrics
+    batcher: MicroBatcher[str, EmbeddedText] | None = None
+    gate: GenerationGate | None = None
+
+
+def load_model(spec: ModelSpec) -> EmbeddingModel | TextGenerator:
+    """Load `spec`'s model from disk (imports torch on first use)."""
+    from api.inference.runtime import configure_torch
+
+    configure_torch()
+    if spec.task == "embedding":
+        from api.inference.embedding import EmbeddingModel
+
+        return EmbeddingModel(spec.id, spec.path)
+    from api.inference.generation import TextGenerator
+
+    return TextGenerator(spec.id, spec.path)
+
+
+class ModelRegistry:
+    """The inference extension: configured models per app, loaded models per process."""
+
+    def __init__(self) -> None:
+        self._models: dict[ModelSpec, EmbeddingModel | TextGenerator] = {}
+        self._served: dict[tuple[ModelSpec, InferenceSettings], ServedModel] = {}
+        self._lock = threading.Lock()
+
+    def init_app(self, app: Flask) -> None:
+        """Read `MODELS` and the settings (raises ConfigError); loads nothing."""
+        app.extensions[EXTENSION_KEY] = AppModels(
+            specs=tuple(parse_model_specs(app.config.get("MODELS", ""))),
+            settings=InferenceSettings.from_config(app.config),
+        )
+
+    def load_all(self, app: Flask) -> builtins.list[str]:
+        """Load every model `app` is configured with; return the ids that could not load.
+
+        Safe to call again or from several threads. A model that cannot load is logged
+        and skipped, so the others still serve; requests for it answer 503 until its
+        files appear (each use retries the load).
+        """
+        configured = self._configured(app)
+        missing = []
+        for spec in configured.specs:
+            try:
+                self._serve_spec(spec, configured.settings)
+            except ModelUnavailable:
+                missing.append(spec.id)
+        return missing
+
+    def settings(self) -> InferenceSettings:
+        return self._configured(current_app).settings
+
+    def get(self, model_id: str) -> EmbeddingModel | TextGenerator:
+        """The loaded model `model_id` of the current app; ModelNotFound when not configured."""
+        return self.serve(model_id).model
+
+    def serve(self, model_id: str | None, task: Task | None = None) -> ServedModel:
+        """The model `model_id` (None: the first configured for `task`), loaded if need be."""
+        configured = self._configured(current_app)
+        for spec in configured.specs:
+            if (model_id is None or spec.id == model_id) and (task is None or spec.task == task):
+                return self._serve_spec(spec, configured.settings)
+        raise ModelNotFound(model_id, task)
+
+    def close(self) -> None:
+        """Stop every batcher thread (the loaded models stay in memory)."""
+        with self._lock:
+            served = list(self._served.values())
+        for entry in served:
+            if entry.batcher is not None:
+                entry.batcher.close()
+
+    def _configured(self, app: Flask) -> AppModels:
+        configured = app.extensions.get(EXTENSION_KEY)
+        if configured is None:
+            raise RuntimeError("api.inference.registry.models.init_app(app) was not called")
+        return configured
+
+    def _serve_spec(self, spec: ModelSpec, settings: InferenceSettings) -> ServedModel:
+        key = (spec, settings)
+        served = self._served.get(key)
+        if served is not None:
+            return served
+        with self._lock:
+            served = self._served.get(key)
+            if served is None:
+                served = self._build(spec, settings)
+                self._served[key] = served
+        return served
+
+    def _build(self, spec: ModelSpec, settings: InferenceSettings) -> ServedModel:
+        model = self._models.get(spec)
+        if model is None:
+            if not os.path.isdir(spec.path):
+                log.error("model files missing", extra={"inference.model": spec.id})
+                raise ModelUnavailable(spec.id)
+            try:
+                model = load_model(spec)
+            except (OSError, ValueError) as error:
+                log.exception(
+                    "model failed to load", exc_info=error, extra={"inference.model": spec.id}
+                )
+                raise ModelUnavailable(spec.id) from error
+            self._models[spec] = model
+            log.info("model loaded", extra={"inference.model": spec.id})
+        metrics = ModelMetrics(spec.id)
+        if spec.task == "embedding":
+            from api.inference.embedding import EmbeddingModel
+
+            assert isinstance(model, EmbeddingModel)
+            embed = model.embed
+
+            def run_batch(texts: builtins.list[str]) -> builtins.list[EmbeddedText]:
+                vectors, counts = embed(texts)
+                return builtins.list(zip(vectors, counts, strict=True))
+
+            batcher = MicroBatcher(
+                run_batch,
+                name=spec.id,
+                max_batch=settings.batch_max_size,
+                max_wait_ms=settings.batch_max_wait_ms,
+                max_queue=settings.queue_size,
+                observer=metrics,
+            )
+            return ServedModel(model, metrics, batcher=batcher)
+        gate = GenerationGate(
+            slots=settings.generation_slots, max_waiting=settings.queue_size, observer=metrics
+        )
+        return ServedModel(model, metrics, gate=gate)
+
+    def list(self) -> builtins.list[ModelInfo]:
+        """Every model the current app serves, in `MODELS` order (loading any not yet loaded)."""
+        configured = self._configured(current_app)
+        return [self._serve_spec(spec, configured.settings).model.info for spec in configured.specs]
+
+
+models = ModelRegistry()

