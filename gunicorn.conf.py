@@ -27,8 +27,12 @@ prometheus_dir = os.environ.setdefault(
 
 
 def on_starting(server):
-    """Refuse to start on a bad config, then wipe samples left by an earlier run."""
+    """Wipe samples left by an earlier run, then refuse to start on a bad config."""
     import secrets
+
+    # First: importing the app below creates metric files in this directory.
+    shutil.rmtree(prometheus_dir, ignore_errors=True)
+    os.makedirs(prometheus_dir, exist_ok=True)
 
     from api.config import Config, ConfigError
 
@@ -42,8 +46,6 @@ def on_starting(server):
         # Development secrets are random per start; set them here so every worker shares them.
         os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
         os.environ.setdefault("JWT_SECRET_KEY", secrets.token_urlsafe(48))
-    shutil.rmtree(prometheus_dir, ignore_errors=True)
-    os.makedirs(prometheus_dir, exist_ok=True)
 
 
 def child_exit(server, worker):

@@ -24,6 +24,10 @@ from api.config import Config
 from api.errors import register_error_handlers
 from api.extensions import cors, db, jwt, limiter, mail, migrate, openapi, redis_client
 from api.health.routes import blueprint as health
+from api.inference.registry import models as model_registry
+from api.inference.routes import blueprint as inference
+from api.tokens.routes import blueprint as tokens
+from api.usage.routes import blueprint as usage
 
 MIGRATIONS_DIR = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations"
@@ -72,6 +76,7 @@ def register_extensions(app: Flask) -> None:
     init_jwt(jwt)
     mail.init_app(app)
     redis_client.init_app(app)
+    model_registry.init_app(app)
     limiter.init_app(app)
     cors.init_app(
         app,
@@ -85,5 +90,5 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    for blueprint in (health, auth, admin):
+    for blueprint in (health, auth, admin, tokens, usage, inference):
         openapi.register_blueprint(blueprint)

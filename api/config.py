@@ -100,6 +100,13 @@ class Config:
         self.EMAIL_ACTION_LIMIT = env.get("EMAIL_ACTION_LIMIT", "5 per hour")
         self.TRUSTED_PROXIES = _int(env, "TRUSTED_PROXIES", 0)
         self.MAX_CONTENT_LENGTH = _int(env, "MAX_BODY_BYTES", 1024 * 1024)
+
+        # Inference engine (api/inference): micro-batching, queue bound, deadline, generation slots.
+        self.BATCH_MAX_SIZE = _int(env, "BATCH_MAX_SIZE", 32)
+        self.BATCH_MAX_WAIT_MS = _int(env, "BATCH_MAX_WAIT_MS", 5)
+        self.INFERENCE_QUEUE_SIZE = _int(env, "INFERENCE_QUEUE_SIZE", 256)
+        self.INFERENCE_TIMEOUT_S = _int(env, "INFERENCE_TIMEOUT_S", 30)
+        self.GENERATION_SLOTS = _int(env, "GENERATION_SLOTS", 4)
         self.JWT_COOKIE_SECURE = self.MODELGATE_ENV == "production"
 
     # Sessions: short access JWTs in headers, refresh JWTs in an httpOnly cookie with CSRF.

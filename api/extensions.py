@@ -22,6 +22,8 @@ from prometheus_client import Counter
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from api.observability.metrics import count_rate_limit_rejection
+
 # Explicit constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -84,7 +86,7 @@ class RedisClient:
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 jwt = JWTManager()
-limiter = Limiter(key_func=get_remote_address)
+limiter = Limiter(key_func=get_remote_address, on_breach=count_rate_limit_rejection)
 mail = Mail()
 cors = CORS()
 redis_client = RedisClient()

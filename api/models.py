@@ -6,4 +6,6 @@ from __future__ import annotations
 def register() -> None:
     """Import each feature's models module; called once by `create_app`."""
     import api.audit.models
-    import api.auth.models  # noqa: F401
+    import api.auth.models
+    import api.tokens.models
+    import api.usage.models  # noqa: F401

@@ -1,9 +1,10 @@
 """The one way a request proves who it is.
 
-`authenticate()` guards a view: it accepts `Authorization: Bearer <session access
-token>` and sets `g.principal`. Roles are read from the database on every
-request, so a role change, a disabled account or an ended session takes effect at
-once in every worker.
+`authenticate()` guards a view. `Authorization: Bearer <token>` carries either an
+API token (`mg_...`, see api/tokens) or a session access token (a JWT from
+login). Either resolves to a `Principal`: the user, the token or session, and
+the scopes. The user row is read on every request, so a disabled account or a
+role change takes effect at once in every worker.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import g
+from flask import g, request
 from flask_jwt_extended import current_user, get_jwt, verify_jwt_in_request
 
 from api.auth.models import User
-from api.errors import Forbidden
+from api.errors import Forbidden, Unauthorized
+from api.extensions import db
+from api.tokens.format import looks_like_api_token
+from api.tokens.service import resolve_token, touch_token
 
 F = TypeVar("F", bound=Callable[..., Any])
 ALL_SCOPES = frozenset({"embed", "generate"})
@@ -37,20 +41,54 @@ def current_principal() -> Principal:
     return g.principal
 
 
+def _bearer() -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _from_api_token(secret: str) -> Principal:
+    token = resolve_token(secret)
+    user = db.session.get(User, token.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("This account is disabled.", code="account_unavailable")
+    touch_token(token.id)
+    return Principal(user=user, token_id=token.id, scopes=token.scopes)
+
+
 def _from_session() -> Principal:
     verify_jwt_in_request(locations=["headers"])
     return Principal(user=current_user, session_id=get_jwt().get("sid"))
 
 
-def authenticate(*, admin: bool = False) -> Callable[[F], F]:
-    """Require a signed-in session (and the admin role when `admin`)."""
+def identify() -> Principal:
+    """Resolve the caller from the Authorization header, or raise 401."""
+    secret = _bearer()
+    if secret is not None and looks_like_api_token(secret):
+        return _from_api_token(secret)
+    return _from_session()
+
+
+def authenticate(
+    *, scope: str | None = None, admin: bool = False, session_only: bool = False
+) -> Callable[[F], F]:
+    """Require a caller; optionally an API scope, the admin role, or a login session."""
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            principal = _from_session()
+            principal = identify()
             g.principal = principal
             g.user_id = principal.user.id
+            if session_only and principal.session_id is None:
+                raise Forbidden(
+                    "Sign in to manage this; API tokens cannot.", code="session_required"
+                )
+            if scope is not None and scope not in principal.scopes:
+                raise Forbidden(
+                    f"This token lacks the '{scope}' scope.",
+                    code="insufficient_scope",
+                    details={"required_scope": scope},
+                )
             if admin and not principal.user.is_admin:
                 raise Forbidden("Only administrators may do this.", code="admin_required")
             return view(*args, **kwargs)

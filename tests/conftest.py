@@ -62,7 +62,7 @@ def postgres_database() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _empty_postgres(url: str) -> None:
+def empty_postgres(url: str) -> None:
     with psycopg.connect(_libpq(url), autocommit=True) as conn:
         tables = [
             row[0]
@@ -87,7 +87,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     url = request.getfixturevalue("postgres_database")
     yield url
-    _empty_postgres(url)
+    empty_postgres(url)
 
 
 @pytest.fixture(scope="session")
@@ -153,3 +153,10 @@ def log_lines(tmp_path: Path) -> Callable[[], list[dict[str, Any]]]:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     return read
+
+
+@pytest.fixture
+def live_database(postgres_database: str) -> Iterator[str]:
+    """The session's PostgreSQL database for a test that runs gunicorn against it."""
+    yield postgres_database
+    empty_postgres(postgres_database)

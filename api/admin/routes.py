@@ -5,6 +5,8 @@ from __future__ import annotations
 from api.admin import schemas, service
 from api.http import current_client
 from api.security import authenticate, current_principal
+from api.usage import service as usage
+from api.usage.schemas import UsageOut
 from api.validation import Blueprint
 
 blueprint = Blueprint("admin", __name__, url_prefix="/v1/admin", description="Administration.")
@@ -34,3 +36,12 @@ def get_user(user_id: int):
 def update_user(changes: dict, user_id: int):
     """Change a user's role, or disable/enable the account (effective at once)."""
     return service.update_user(current_principal().user, user_id, changes, current_client())
+
+
+@blueprint.route("/usage", methods=["GET"])
+@authenticate(admin=True)
+@blueprint.arguments(schemas.AdminUsageArgs, location="query")
+@blueprint.response(200, UsageOut)
+def usage_across_users(args: dict):
+    """Usage per day, user, token and endpoint, for everyone or one user."""
+    return {"days": args["days"], "data": usage.summarize_usage(args["days"], user_id=args["user"])}

@@ -37,7 +37,7 @@ def get_user(user_id: int) -> User:
 
 
 def update_user(admin: User, user_id: int, changes: dict, client: Client) -> User:
-    """Change a user's role or access; both take effect on the user's next request."""
+    """Change a user's role, rate limit or access; each applies from the user's next request."""
     user = get_user(user_id)
     if user.id == admin.id and (
         changes.get("role", user.role) != user.role or changes.get("disabled")
@@ -53,6 +53,16 @@ def update_user(admin: User, user_id: int, changes: dict, client: Client) -> Use
             new=changes["role"],
         )
         user.role = changes["role"]
+    if "rate_limit" in changes and changes["rate_limit"] != user.rate_limit:
+        record_event(
+            "rate_limit_change",
+            client,
+            user_id=user.id,
+            actor_id=admin.id,
+            old=user.rate_limit,
+            new=changes["rate_limit"],
+        )
+        user.rate_limit = changes["rate_limit"]
     if "disabled" in changes and changes["disabled"] != (user.disabled_at is not None):
         if changes["disabled"]:
             user.disabled_at = utcnow()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -42,7 +42,9 @@ class GenerationStream:
     """
 
     def __init__(
-        self, prompt_tokens: int, run: Callable[[GenerationStream], Iterator[TextChunk]]
+        self,
+        prompt_tokens: int,
+        run: Callable[[GenerationStream], Generator[TextChunk, None, None]],
     ) -> None:
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = 0
@@ -59,9 +61,7 @@ class GenerationStream:
         return chunk
 
     def close(self) -> None:
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
+        self._chunks.close()
 
 
 def pick_token(logits: torch.Tensor, temperature: float, top_p: float, rng: torch.Generator) -> int:
@@ -91,7 +91,8 @@ class TextGenerator:
         self.model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval()
         self.model.to(self.device)
         config = self.model.config
-        self.max_input = int(getattr(config, "n_positions", None) or config.max_position_embeddings)
+        positions = getattr(config, "n_positions", None) or config.max_position_embeddings
+        self.max_input = int(min(positions, tokenizer.model_max_length))
         self.parameters = count_parameters(self.model)
         self.eos_token_id = tokenizer.eos_token_id
         if self.eos_token_id is None:

@@ -149,9 +149,10 @@ class ModelRegistry:
         raise ModelNotFound(model_id, task)
 
     def close(self) -> None:
-        """Stop every batcher thread (the loaded models stay in memory)."""
+        """Stop every batcher thread; models stay loaded and later use gets fresh batchers."""
         with self._lock:
-            served = list(self._served.values())
+            served = builtins.list(self._served.values())
+            self._served.clear()
         for entry in served:
             if entry.batcher is not None:
                 entry.batcher.close()
@@ -182,7 +183,7 @@ class ModelRegistry:
                 raise ModelUnavailable(spec.id)
             try:
                 model = load_model(spec)
-            except (OSError, ValueError) as error:
+            except Exception as error:  # half-written or corrupt files: any failure
                 log.exception(
                     "model failed to load", exc_info=error, extra={"inference.model": spec.id}
                 )
@@ -215,9 +216,15 @@ class ModelRegistry:
         return ServedModel(model, metrics, gate=gate)
 
     def list(self) -> builtins.list[ModelInfo]:
-        """Every model the current app serves, in `MODELS` order (loading any not yet loaded)."""
+        """The current app's models that are loaded (or load now), in `MODELS` order."""
         configured = self._configured(current_app)
-        return [self._serve_spec(spec, configured.settings).model.info for spec in configured.specs]
+        infos = []
+        for spec in configured.specs:
+            try:
+                infos.append(self._serve_spec(spec, configured.settings).model.info)
+            except ModelUnavailable:
+                continue
+        return infos
 
 
 models = ModelRegistry()

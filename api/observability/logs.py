@@ -47,6 +47,7 @@ class EcsJsonFormatter(JsonFormatter):
         log_data["message"] = record.getMessage()
         log_data["service.name"] = self.service_name
         log_data["log.logger"] = record.name
+        log_data["process.pid"] = record.process
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_") and value is not None:
                 log_data[key] = value

@@ -16,6 +16,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -56,3 +57,21 @@ def _registry() -> CollectorRegistry:
 def metrics() -> Response:
     """Expose every metric, summed across gunicorn workers."""
     return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+
+
+RATE_LIMIT_REJECTIONS = Counter(
+    "rate_limit_rejections", "Requests refused with 429, by route template.", ["route"]
+)
+RATE_LIMIT_DEGRADED = Gauge(
+    "rate_limit_storage_degraded",
+    "1 while rate limits run on per-process memory because Redis is unreachable.",
+    multiprocess_mode="max",
+)
+
+
+def count_rate_limit_rejection(_limit: object) -> None:
+    """Flask-Limiter `on_breach` hook: count the 429 (returns None to keep the answer)."""
+    from flask import request
+
+    rule = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
+    RATE_LIMIT_REJECTIONS.labels(rule).inc()

@@ -1,0 +1,1 @@
+"""Personal API tokens: minted once, stored hashed, checked on every API call."""

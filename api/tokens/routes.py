@@ -1,0 +1,53 @@
+"""`/v1/tokens`: a signed-in user mints, lists, renames and revokes API tokens."""
+
+from __future__ import annotations
+
+from api.http import current_client
+from api.security import authenticate, current_principal
+from api.tokens import schemas, service
+from api.validation import Blueprint
+
+blueprint = Blueprint("tokens", __name__, url_prefix="/v1/tokens", description="API tokens.")
+
+
+@blueprint.route("", methods=["POST"])
+@authenticate(session_only=True)
+@blueprint.arguments(schemas.TokenCreateIn)
+@blueprint.response(201, schemas.TokenCreatedOut)
+def create_token(body: dict):
+    """Mint a token; its clear text is in this answer only."""
+    token, secret = service.create_token(
+        current_principal().user,
+        body["name"],
+        body["scopes"],
+        body["expires_in_days"],
+        current_client(),
+    )
+    token.secret = secret  # transient: serialised once, never stored
+    return token
+
+
+@blueprint.route("", methods=["GET"])
+@authenticate(session_only=True)
+@blueprint.response(200, schemas.TokenListOut)
+def list_tokens():
+    """Every token of the user, newest first, without secrets."""
+    return {"data": service.list_tokens(current_principal().user)}
+
+
+@blueprint.route("/<int:token_id>", methods=["PATCH"])
+@authenticate(session_only=True)
+@blueprint.arguments(schemas.TokenRenameIn)
+@blueprint.response(200, schemas.TokenOut)
+def rename_token(body: dict, token_id: int):
+    """Rename a token."""
+    return service.rename_token(current_principal().user, token_id, body["name"], current_client())
+
+
+@blueprint.route("/<int:token_id>", methods=["DELETE"])
+@authenticate(session_only=True)
+@blueprint.response(204)
+def revoke_token(token_id: int):
+    """Revoke a token; it stops working in every worker at once."""
+    service.revoke_token(current_principal().user, token_id, current_client())
+    return ""

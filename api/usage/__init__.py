@@ -1,0 +1,1 @@
+"""Usage: every metered API call recorded once, and summaries of it."""

@@ -1,0 +1,113 @@
+"""`@metered`: record every authenticated call to an API endpoint exactly once.
+
+The row is written straight to the database (never buffered in Redis), so a
+Redis restart cannot lose a call. A view fills `meter()` with the model and token
+counts. For a streamed answer the row is written when the stream closes, with
+what was actually sent.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import Flask, current_app, g
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+from api.errors import APIError
+from api.extensions import db
+from api.observability.tracing import current_trace_id
+from api.usage.models import InferenceRecord
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Meter:
+    """What one call used; filled in by the view (or its stream) as it goes."""
+
+    user_id: int
+    token_id: int | None
+    endpoint: str
+    trace_id: str | None
+    started: float
+    model: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    status: int = 500
+
+
+def meter() -> Meter:
+    return g.meter
+
+
+def save_record(app: Flask, usage: Meter) -> None:
+    """Write the usage row (in its own transaction; a failure is logged, never raised)."""
+    latency_ms = (time.perf_counter() - usage.started) * 1000
+    with app.app_context():
+        try:
+            db.session.add(
+                InferenceRecord(
+                    user_id=usage.user_id,
+                    token_id=usage.token_id,
+                    endpoint=usage.endpoint,
+                    model=usage.model,
+                    status=usage.status,
+                    tokens_in=usage.tokens_in,
+                    tokens_out=usage.tokens_out,
+                    latency_ms=round(latency_ms, 3),
+                    trace_id=usage.trace_id,
+                )
+            )
+            db.session.commit()
+        except SQLAlchemyError as error:
+            db.session.rollback()
+            log.error(
+                "usage record not written",
+                extra={"error.type": type(error).__name__, "event.action": usage.endpoint},
+            )
+
+
+def metered(endpoint: str) -> Callable[[F], F]:
+    """Record each call of the view (after `authenticate`), its status and its usage."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = g.principal
+            usage = Meter(
+                user_id=principal.user.id,
+                token_id=principal.token_id,
+                endpoint=endpoint,
+                trace_id=current_trace_id(),
+                started=time.perf_counter(),
+            )
+            g.meter = usage
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+            try:
+                response = current_app.make_response(view(*args, **kwargs))
+            except (APIError, HTTPException) as error:
+                usage.status = error.status if isinstance(error, APIError) else error.code or 500
+                db.session.rollback()
+                save_record(app, usage)
+                raise
+            except Exception:
+                db.session.rollback()
+                save_record(app, usage)
+                raise
+            usage.status = response.status_code
+            if response.is_streamed:
+                response.call_on_close(lambda: save_record(app, usage))
+            else:
+                save_record(app, usage)
+            return response
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator

@@ -1,0 +1,26 @@
+"""Schemas of the usage endpoints."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+
+class UsageArgs(Schema):
+    days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=366))
+    token = fields.Integer(load_default=None, validate=validate.Range(min=1))
+
+
+class UsageRow(Schema):
+    date = fields.String()
+    user_id = fields.Integer()
+    token_id = fields.Integer(allow_none=True)
+    endpoint = fields.String()
+    requests = fields.Integer()
+    tokens_in = fields.Integer()
+    tokens_out = fields.Integer()
+    errors = fields.Integer()
+
+
+class UsageOut(Schema):
+    days = fields.Integer()
+    data = fields.List(fields.Nested(UsageRow))

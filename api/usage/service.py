@@ -1,0 +1,64 @@
+"""Usage summaries: per day, per token (or user) and endpoint."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select
+
+from api.db_types import utcnow
+from api.extensions import db
+from api.usage.models import InferenceRecord
+
+COLUMNS = [
+    "date",
+    "user_id",
+    "token_id",
+    "endpoint",
+    "requests",
+    "tokens_in",
+    "tokens_out",
+    "errors",
+]
+
+
+def summarize_usage(
+    days: int, *, user_id: int | None = None, token_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Totals per UTC day, user, token and endpoint over the last `days` days."""
+    since = (utcnow() - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = func.date(InferenceRecord.created_at)
+    query = (
+        select(
+            day.label("date"),
+            InferenceRecord.user_id,
+            InferenceRecord.token_id,
+            InferenceRecord.endpoint,
+            func.count().label("requests"),
+            func.coalesce(func.sum(InferenceRecord.tokens_in), 0).label("tokens_in"),
+            func.coalesce(func.sum(InferenceRecord.tokens_out), 0).label("tokens_out"),
+            func.sum(case((InferenceRecord.status >= 400, 1), else_=0)).label("errors"),
+        )
+        .where(InferenceRecord.created_at >= since)
+        .group_by(day, InferenceRecord.user_id, InferenceRecord.token_id, InferenceRecord.endpoint)
+        .order_by(day, InferenceRecord.user_id, InferenceRecord.token_id, InferenceRecord.endpoint)
+    )
+    if user_id is not None:
+        query = query.where(InferenceRecord.user_id == user_id)
+    if token_id is not None:
+        query = query.where(InferenceRecord.token_id == token_id)
+    return [
+        {**row._asdict(), "date": str(row.date), "errors": int(row.errors or 0)}
+        for row in db.session.execute(query)
+    ]
+
+
+def usage_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
