@@ -35,6 +35,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/auth_overhead.py
+	$(BIN)/python bench/inference.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,7 +10,8 @@ import shutil
 import sys
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+# Exported so each worker sizes torch's thread pool to its share of the cores.
+workers = int(os.environ.setdefault("GUNICORN_WORKERS", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
@@ -46,6 +47,15 @@ def on_starting(server):
         # Development secrets are random per start; set them here so every worker shares them.
         os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
         os.environ.setdefault("JWT_SECRET_KEY", secrets.token_urlsafe(48))
+
+
+def post_worker_init(worker):
+    """Load the models in each worker after the fork (torch's thread pools do not survive one)."""
+    from api.inference.registry import models
+
+    failed = models.load_all(worker.wsgi)
+    if failed:
+        worker.log.error("models not loaded (requests for them answer 503): %s", ", ".join(failed))
 
 
 def child_exit(server, worker):

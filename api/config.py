@@ -55,7 +55,6 @@ class Config:
     OPENAPI_JSON_PATH = "v1/openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "docs"
     OPENAPI_SWAGGER_UI_URL = "/docs/assets/"
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     JSON_SORT_KEYS = False
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
@@ -69,6 +68,13 @@ class Config:
         )
         default_db = f"sqlite:///{PROJECT_ROOT / 'instance' / 'modelgate.db'}"
         self.SQLALCHEMY_DATABASE_URI = env.get("DATABASE_URL") or default_db
+        # One connection per gunicorn thread, so a busy worker never waits for the pool.
+        threads = _int(env, "GUNICORN_THREADS", 8)
+        self.SQLALCHEMY_ENGINE_OPTIONS = {
+            "pool_pre_ping": True,
+            "pool_size": threads,
+            "max_overflow": 4,
+        }
         self.REDIS_URL = env.get("REDIS_URL") or None
         self.CORS_ORIGINS = _list(env, "CORS_ORIGINS", "http://localhost:5173")
         self.FRONTEND_URL = env.get("FRONTEND_URL", "http://localhost:5173").rstrip("/")
@@ -107,6 +113,8 @@ class Config:
         self.INFERENCE_QUEUE_SIZE = _int(env, "INFERENCE_QUEUE_SIZE", 256)
         self.INFERENCE_TIMEOUT_S = _int(env, "INFERENCE_TIMEOUT_S", 30)
         self.GENERATION_SLOTS = _int(env, "GENERATION_SLOTS", 4)
+        self.STREAMS_PER_USER = _int(env, "STREAMS_PER_USER", 2)
+        self.EMBEDDING_CACHE_TTL_S = _int(env, "EMBEDDING_CACHE_TTL_S", 86400)
         self.JWT_COOKIE_SECURE = self.MODELGATE_ENV == "production"
 
     # Sessions: short access JWTs in headers, refresh JWTs in an httpOnly cookie with CSRF.

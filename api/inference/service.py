@@ -30,9 +30,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EmbeddingResult:
+    """One unit vector and one token count per text, in input order."""
+
     model: str
     vectors: list[list[float]]
-    prompt_tokens: int
+    token_counts: list[int]
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(self.token_counts)
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ def embed_texts(
     return EmbeddingResult(
         model=model.id,
         vectors=[vector for vector, _ in results],
-        prompt_tokens=sum(tokens for _, tokens in results),
+        token_counts=[tokens for _, tokens in results],
     )
 
 

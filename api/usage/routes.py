@@ -37,3 +37,22 @@ def usage_csv(args: dict):
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="usage.csv"'},
     )
+
+
+@blueprint.route("/history", methods=["GET"])
+@authenticate()
+@blueprint.arguments(schemas.HistoryArgs, location="query")
+@blueprint.response(200, schemas.HistoryOut)
+def history(args: dict):
+    """Your completions, newest first (page with `before`)."""
+    user_id = current_principal().user.id
+    return {"data": service.list_history(user_id, args["limit"], args["before"])}
+
+
+@blueprint.route("/history/<int:entry_id>", methods=["DELETE"])
+@authenticate()
+@blueprint.response(204)
+def delete_history(entry_id: int):
+    """Forget one completion."""
+    service.delete_history(current_principal().user.id, entry_id)
+    return ""

@@ -24,3 +24,25 @@ class UsageRow(Schema):
 class UsageOut(Schema):
     days = fields.Integer()
     data = fields.List(fields.Nested(UsageRow))
+
+
+class HistoryArgs(Schema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    before = fields.Integer(load_default=None, validate=validate.Range(min=1))
+
+
+class HistoryEntryOut(Schema):
+    id = fields.Integer()
+    model = fields.String()
+    prompt = fields.String()
+    completion = fields.String()
+    finish_reason = fields.String(allow_none=True)
+    prompt_tokens = fields.Integer()
+    completion_tokens = fields.Integer()
+    token_id = fields.Integer(allow_none=True)
+    trace_id = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class HistoryOut(Schema):
+    data = fields.List(fields.Nested(HistoryEntryOut))

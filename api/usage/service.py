@@ -10,8 +10,10 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from api.db_types import utcnow
+from api.errors import NotFound
 from api.extensions import db
-from api.usage.models import InferenceRecord
+from api.observability.tracing import current_trace_id
+from api.usage.models import HistoryEntry, InferenceRecord
 
 COLUMNS = [
     "date",
@@ -62,3 +64,46 @@ def usage_csv(rows: list[dict[str, Any]]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def save_history(
+    *,
+    user_id: int,
+    token_id: int | None,
+    model: str,
+    prompt: str,
+    completion: str,
+    finish_reason: str | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> HistoryEntry:
+    entry = HistoryEntry(
+        user_id=user_id,
+        token_id=token_id,
+        model=model,
+        prompt=prompt,
+        completion=completion,
+        finish_reason=finish_reason,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        trace_id=current_trace_id(),
+    )
+    db.session.add(entry)
+    db.session.commit()
+    return entry
+
+
+def list_history(user_id: int, limit: int, before: int | None) -> list[HistoryEntry]:
+    """The user's completions, newest first; `before` pages by id."""
+    query = select(HistoryEntry).where(HistoryEntry.user_id == user_id)
+    if before is not None:
+        query = query.where(HistoryEntry.id < before)
+    return list(db.session.scalars(query.order_by(HistoryEntry.id.desc()).limit(limit)))
+
+
+def delete_history(user_id: int, entry_id: int) -> None:
+    entry = db.session.get(HistoryEntry, entry_id)
+    if entry is None or entry.user_id != user_id:
+        raise NotFound("No such history entry.", code="history_not_found")
+    db.session.delete(entry)
+    db.session.commit()
