@@ -27,8 +27,7 @@ migrate: $(STAMP) instance
 
 run: migrate
 	@echo "modelgate on http://$(HOST):$(PORT)  (docs: http://$(HOST):$(PORT)/docs)"
-	LOG_FORMAT=$${LOG_FORMAT:-text} GUNICORN_BIND=$(HOST):$(PORT) \
-		$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	GUNICORN_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
