@@ -103,6 +103,7 @@ def _keep(usage: Meter, prompt: str, text: str, finish_reason: str | None) -> No
         finish_reason=finish_reason,
         prompt_tokens=usage.tokens_in,
         completion_tokens=usage.tokens_out,
+        trace_id=usage.trace_id,  # streams end after the request's trace context
     )
 
 
@@ -126,6 +127,7 @@ def _stream_completion(
 
     def events() -> Iterator[str]:
         pieces: list[str] = []
+        finished = False
         try:
             for chunk in stream:
                 pieces.append(chunk.text)
@@ -136,6 +138,7 @@ def _stream_completion(
             if include_usage:  # OpenAI's closing chunk: no choices, the totals
                 totals = fmt.usage(stream.prompt_tokens, stream.completion_tokens)
                 yield fmt.sse(fmt.completion_body(cid, stream.model, usage_=totals, choices=False))
+            finished = True
             yield fmt.sse("[DONE]")
         except APIError as error:  # after the 200: report in-band, as OpenAI does
             usage.status = error.status
@@ -146,7 +149,8 @@ def _stream_completion(
             stream.close()
             slot.__exit__(None, None, None)
             usage.tokens_out = stream.completion_tokens
-            _keep(usage, prompt, "".join(pieces), stream.finish_reason)
+            reason = stream.finish_reason if finished else stream.finish_reason or "cancelled"
+            _keep(usage, prompt, "".join(pieces), reason)
 
     return Response(
         stream_with_context(events()),

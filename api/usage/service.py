@@ -12,7 +12,6 @@ from sqlalchemy import case, func, select
 from api.db_types import utcnow
 from api.errors import NotFound
 from api.extensions import db
-from api.observability.tracing import current_trace_id
 from api.usage.models import HistoryEntry, InferenceRecord
 
 COLUMNS = [
@@ -76,6 +75,7 @@ def save_history(
     finish_reason: str | None,
     prompt_tokens: int,
     completion_tokens: int,
+    trace_id: str | None,
 ) -> HistoryEntry:
     entry = HistoryEntry(
         user_id=user_id,
@@ -86,7 +86,7 @@ def save_history(
         finish_reason=finish_reason,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
-        trace_id=current_trace_id(),
+        trace_id=trace_id,
     )
     db.session.add(entry)
     db.session.commit()

@@ -197,6 +197,7 @@ def test_streamed_completion_is_metered_and_kept_in_history(served):
     assert [(r.status, r.tokens_out) for r in records] == [(200, usage["completion_tokens"])] * 2
     assert records[0].tokens_in == usage["prompt_tokens"] and records[0].model == "storyteller"
     assert [e.completion for e in entries] == [text, text]
+    assert entries[0].trace_id == response.headers["X-Trace-Id"] == records[0].trace_id
 
     history = account.client.get("/v1/history", headers=headers).get_json()["data"]
     assert history[0]["prompt"] == "Once upon a time" and history[0]["completion"] == text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
@@ -88,3 +89,26 @@ def test_concurrent_requests_are_batched_and_match_one_by_one(live):
     assert batches < 32 and batches - singles >= 1, (batches, singles)  # some batch held >1
     for alone, batched in zip(one_by_one, together, strict=True):
         assert batched == pytest.approx(alone, abs=1e-5)
+
+
+def test_a_client_leaving_a_stream_stops_its_generation(live):
+    base, token = live
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"prompt": "Once upon a time", "max_tokens": 200, "stream": True, "temperature": 0.8}
+    with requests.post(
+        f"{base}/v1/completions", json=body, headers=headers, stream=True, timeout=30
+    ) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        assert next(line for line in lines if line.startswith(b"data: "))
+    # The connection is closed: the server notices on its next write and stops.
+
+    deadline = time.monotonic() + 20
+    entries: list = []
+    while not entries and time.monotonic() < deadline:
+        entries = requests.get(f"{base}/v1/history", headers=headers, timeout=10).json()["data"]
+        time.sleep(0.1)
+    assert entries, "the cut-short completion was not recorded"
+    assert entries[0]["finish_reason"] == "cancelled"
+    assert entries[0]["completion_tokens"] < 200
+    assert entries[0]["trace_id"]
