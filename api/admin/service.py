@@ -43,26 +43,13 @@ def update_user(admin: User, user_id: int, changes: dict, client: Client) -> Use
         changes.get("role", user.role) != user.role or changes.get("disabled")
     ):
         raise Conflict("Administrators cannot demote or disable themselves.", code="self_change")
-    if "role" in changes and changes["role"] != user.role:
-        record_event(
-            "role_change",
-            client,
-            user_id=user.id,
-            actor_id=admin.id,
-            old=user.role,
-            new=changes["role"],
-        )
-        user.role = changes["role"]
-    if "rate_limit" in changes and changes["rate_limit"] != user.rate_limit:
-        record_event(
-            "rate_limit_change",
-            client,
-            user_id=user.id,
-            actor_id=admin.id,
-            old=user.rate_limit,
-            new=changes["rate_limit"],
-        )
-        user.rate_limit = changes["rate_limit"]
+    for field, action in (("role", "role_change"), ("rate_limit", "rate_limit_change")):
+        old = getattr(user, field)
+        if field in changes and changes[field] != old:
+            record_event(
+                action, client, user_id=user.id, actor_id=admin.id, old=old, new=changes[field]
+            )
+            setattr(user, field, changes[field])
     if "disabled" in changes and changes["disabled"] != (user.disabled_at is not None):
         if changes["disabled"]:
             user.disabled_at = utcnow()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 
@@ -111,14 +112,15 @@ def _stream_completion(
     model_id: str | None, prompt: str, options: dict, include_usage: bool
 ) -> Response:
     """Start the generation (errors still get a status), then stream its chunks as SSE."""
-    user_id = current_principal().user.id
-    slot = stream_slot(user_id, current_app.config["STREAMS_PER_USER"])
-    slot.__enter__()
+    held = contextlib.ExitStack()  # released when the stream ends, not when this returns
+    held.enter_context(
+        stream_slot(current_principal().user.id, current_app.config["STREAMS_PER_USER"])
+    )
     cancel = threading.Event()
     try:
         stream = service.stream_completion(model_id, prompt, cancel=cancel, **options)
-    except BaseException as error:
-        slot.__exit__(type(error), error, error.__traceback__)
+    except BaseException:
+        held.close()
         raise
     usage = meter()
     usage.model, usage.tokens_in = stream.model, stream.prompt_tokens
@@ -147,7 +149,7 @@ def _stream_completion(
         finally:
             cancel.set()  # the client went away, or we are done: stop generating
             stream.close()
-            slot.__exit__(None, None, None)
+            held.close()
             usage.tokens_out = stream.completion_tokens
             reason = stream.finish_reason if finished else stream.finish_reason or "cancelled"
             _keep(usage, prompt, "".join(pieces), reason)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_app_context
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -48,30 +48,37 @@ def meter() -> Meter:
 
 
 def save_record(app: Flask, usage: Meter) -> None:
-    """Write the usage row (in its own transaction; a failure is logged, never raised)."""
+    """Write the usage row: in the request's session, or (a closed stream) a new app context."""
+    if has_app_context():
+        _write_record(usage)
+    else:
+        with app.app_context():
+            _write_record(usage)
+
+
+def _write_record(usage: Meter) -> None:
+    """Commit one usage row; a database failure is logged, never raised."""
     latency_ms = (time.perf_counter() - usage.started) * 1000
-    with app.app_context():
-        try:
-            db.session.add(
-                InferenceRecord(
-                    user_id=usage.user_id,
-                    token_id=usage.token_id,
-                    endpoint=usage.endpoint,
-                    model=usage.model,
-                    status=usage.status,
-                    tokens_in=usage.tokens_in,
-                    tokens_out=usage.tokens_out,
-                    latency_ms=round(latency_ms, 3),
-                    trace_id=usage.trace_id,
-                )
-            )
-            db.session.commit()
-        except SQLAlchemyError as error:
-            db.session.rollback()
-            log.error(
-                "usage record not written",
-                extra={"error.type": type(error).__name__, "event.action": usage.endpoint},
-            )
+    record = InferenceRecord(
+        user_id=usage.user_id,
+        token_id=usage.token_id,
+        endpoint=usage.endpoint,
+        model=usage.model,
+        status=usage.status,
+        tokens_in=usage.tokens_in,
+        tokens_out=usage.tokens_out,
+        latency_ms=round(latency_ms, 3),
+        trace_id=usage.trace_id,
+    )
+    try:
+        db.session.add(record)
+        db.session.commit()
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        log.error(
+            "usage record not written",
+            extra={"error.type": type(error).__name__, "event.action": usage.endpoint},
+        )
 
 
 def metered(endpoint: str) -> Callable[[F], F]:
