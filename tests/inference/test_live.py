@@ -48,6 +48,17 @@ def test_openai_client_embeds_and_streams_and_rejects_a_wrong_key(live):
     models = [model.id for model in client.models.list()]
     assert models == ["all-minilm-l6-v2", "storyteller"]
 
+    metrics = requests.get(f"{base}/metrics", timeout=10).text
+    for name in (
+        "inference_duration_seconds_count",
+        "inference_queue_wait_seconds_count",
+        "inference_batch_size_count",
+        "inference_queue_depth",
+        "inference_tokens_generated_total",
+        "inference_time_to_first_token_seconds_count",
+    ):
+        assert f'{name}{{model="' in metrics, name
+
     wrong = openai.OpenAI(base_url=f"{base}/v1", api_key="mg_" + "A" * 46, max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         wrong.embeddings.create(model="all-minilm-l6-v2", input="hello")
