@@ -52,8 +52,11 @@ def stream_slot(user_id: int, limit: int) -> Iterator[None]:
     use_redis = client is not None
     if client is not None:
         try:
-            count = client.incr(key)
-            client.expire(key, 3600)  # a crashed worker cannot hold a slot forever
+            # One round trip; the TTL means a crashed worker cannot hold a slot forever.
+            with client.pipeline() as pipe:
+                pipe.incr(key)
+                pipe.expire(key, 3600)
+                count, _ = pipe.execute()
         except redis.RedisError as error:
             redis_client.report_failure("stream limit", error)
             use_redis = False

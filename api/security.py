@@ -43,7 +43,9 @@ def current_principal() -> Principal:
 
 def _bearer() -> str | None:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
 
 
 def _from_api_token(secret: str) -> Principal:

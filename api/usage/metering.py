@@ -99,12 +99,11 @@ def metered(endpoint: str) -> Callable[[F], F]:
             app = current_app._get_current_object()  # type: ignore[attr-defined]
             try:
                 response = current_app.make_response(view(*args, **kwargs))
-            except (APIError, HTTPException) as error:
-                usage.status = error.status if isinstance(error, APIError) else error.code or 500
-                db.session.rollback()
-                save_record(app, usage)
-                raise
-            except Exception:
+            except Exception as error:
+                if isinstance(error, APIError):
+                    usage.status = error.status
+                elif isinstance(error, HTTPException):
+                    usage.status = error.code or 500
                 db.session.rollback()
                 save_record(app, usage)
                 raise

@@ -257,8 +257,14 @@ def test_full_generation_queue_answers_503_with_retry_after(make_app):
     assert post(account, headers, "/v1/completions", short).status_code == 200
 
 
-def test_stream_limit_per_user(make_app):
-    app = make_app(MODELS=MODELS, STREAMS_PER_USER=1)
+@pytest.mark.parametrize("counter", ["process", "redis"])
+def test_stream_limit_per_user(make_app, counter, request):
+    redis_settings = {}
+    if counter == "redis":
+        url = request.getfixturevalue("redis_url")
+        request.getfixturevalue("redis_db")
+        redis_settings = {"REDIS_URL": url, "RATELIMIT_STORAGE_URI": url}
+    app = make_app(MODELS=MODELS, STREAMS_PER_USER=1, **redis_settings)
     account = make_account(app)
     headers = bearer(account.mint()["token"])
     first = account.client.post(

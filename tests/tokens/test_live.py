@@ -73,8 +73,10 @@ def test_revoked_token_fails_at_once_in_the_other_worker(
         revoke_trace, revoked = call(base, session_token, f"/v1/tokens/{token_id}", "DELETE")
         assert revoked.status_code == 204
         revoked_at = time.monotonic()
-        after = [call(base, token) for _ in range(20)]
-        elapsed = time.monotonic() - revoked_at
+        after, sent_at = [], []
+        for _ in range(20):
+            sent_at.append(time.monotonic() - revoked_at)
+            after.append(call(base, token))
         pids = pid_by_trace(tmp_path / "app.log")
 
     assert len({pids[trace] for trace, _ in warm}) == 2, "both workers should have served the token"
@@ -82,7 +84,8 @@ def test_revoked_token_fails_at_once_in_the_other_worker(
     others = [trace for trace, _ in after if pids[trace] != pids[revoke_trace]]
     assert others, "no call reached the other worker"
     first_other = next(i for i, (trace, _) in enumerate(after) if trace in others)
-    assert first_other < 20 and elapsed < 10  # the very first call there already failed
+    # The other worker refused the token on a call made within a second of the revoke.
+    assert sent_at[first_other] < 1.0, sent_at[first_other]
 
 
 def test_exactly_the_limit_succeeds_across_two_workers(
