@@ -71,6 +71,9 @@ class Config:
         # One connection per gunicorn thread, so a busy worker never waits for the pool.
         threads = _int(env, "GUNICORN_THREADS", 8)
         self.SQLALCHEMY_ENGINE_OPTIONS = {
+            # Bound values (password hashes, token hashes, prompts) never reach an
+            # exception's text, and so never a log line.
+            "hide_parameters": True,
             "pool_pre_ping": True,
             "pool_size": threads,
             "max_overflow": 4,
@@ -102,8 +105,15 @@ class Config:
         self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
         self.RATELIMIT_SWALLOW_ERRORS = True
         self.RATELIMIT_KEY_PREFIX = "mg"
+        # Wrong passwords per account and address, and per account from anywhere.
         self.LOGIN_FAILURE_LIMIT = env.get("LOGIN_FAILURE_LIMIT", "10 per 15 minutes")
+        self.LOGIN_ACCOUNT_FAILURE_LIMIT = env.get("LOGIN_ACCOUNT_FAILURE_LIMIT", "100 per hour")
+        # Mail to one address past this is not sent (the answer stays 202).
         self.EMAIL_ACTION_LIMIT = env.get("EMAIL_ACTION_LIMIT", "5 per hour")
+        self.EMAIL_ACCOUNT_LIMIT = env.get("EMAIL_ACCOUNT_LIMIT", "20 per hour")
+        # Invalid API tokens or JWTs per client address before it gets 429 at once.
+        self.AUTH_FAILURE_LIMIT = env.get("AUTH_FAILURE_LIMIT", "30/minute")
+        self.TOKEN_CREATE_LIMIT = env.get("TOKEN_CREATE_LIMIT", "10/hour")
         self.TRUSTED_PROXIES = _int(env, "TRUSTED_PROXIES", 0)
         self.MAX_CONTENT_LENGTH = _int(env, "MAX_BODY_BYTES", 1024 * 1024)
 
@@ -112,8 +122,17 @@ class Config:
         self.BATCH_MAX_WAIT_MS = _int(env, "BATCH_MAX_WAIT_MS", 5)
         self.INFERENCE_QUEUE_SIZE = _int(env, "INFERENCE_QUEUE_SIZE", 256)
         self.INFERENCE_TIMEOUT_S = _int(env, "INFERENCE_TIMEOUT_S", 30)
+        # Generations running and waiting stay below the server's threads, so health
+        # checks and other calls always find a free thread.
         self.GENERATION_SLOTS = _int(env, "GENERATION_SLOTS", 4)
+        self.GENERATION_QUEUE_SIZE = _int(env, "GENERATION_QUEUE_SIZE", 2)
+        self.INFERENCE_PER_USER = _int(env, "INFERENCE_PER_USER", 4)
         self.STREAMS_PER_USER = _int(env, "STREAMS_PER_USER", 2)
+        self.SERVER_THREADS = threads
+        # Who may read /metrics and /readyz's details: loopback and private networks.
+        self.OPERATOR_NETWORKS = _list(
+            env, "OPERATOR_NETWORKS", "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+        )
         self.EMBEDDING_CACHE_TTL_S = _int(env, "EMBEDDING_CACHE_TTL_S", 86400)
         self.JWT_COOKIE_SECURE = self.MODELGATE_ENV == "production"
 
@@ -149,6 +168,15 @@ class Config:
             raise ConfigError(f"LOG_FORMAT must be json or text, got {self.LOG_FORMAT!r}")
         if self.TRUSTED_PROXIES < 0:
             raise ConfigError("TRUSTED_PROXIES must be 0 or more")
+        if self.GENERATION_SLOTS + self.GENERATION_QUEUE_SIZE >= self.SERVER_THREADS:
+            raise ConfigError(
+                "GENERATION_SLOTS + GENERATION_QUEUE_SIZE must stay below GUNICORN_THREADS "
+                f"({self.GENERATION_SLOTS} + {self.GENERATION_QUEUE_SIZE} >= "
+                f"{self.SERVER_THREADS}), or generations can take every thread"
+            )
+        for name in ("INFERENCE_PER_USER", "STREAMS_PER_USER"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be 1 or more")
         if not self.is_production:
             return
         for name in ("SECRET_KEY", "JWT_SECRET_KEY"):

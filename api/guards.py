@@ -1,30 +1,115 @@
-"""Checks every request passes before a view runs: body size, content type, valid JSON."""
+"""Checks every request passes before a view runs: size, content type, JSON, and safe values.
+
+Beyond the body's size and type, every JSON string (keys included), every query
+argument and every integer path parameter is checked here once, for the whole
+API, so no view or database ever sees a value it could choke on: lone UTF-16
+surrogates (they cannot be encoded), NUL bytes (PostgreSQL text refuses them),
+JSON nested deeper than `MAX_JSON_DEPTH`, and ids no id column can hold. Each
+is a 400 that names the field.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask import Flask, current_app, request
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
 
-from api.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from api.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
+MAX_JSON_DEPTH = 32
+MAX_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
+
+
+def string_problem(value: str) -> str | None:
+    """Why a string cannot be accepted, or None when it is fine."""
+    if "\x00" in value:
+        return "Must not contain NUL characters."
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Must be valid Unicode (no lone surrogates)."
+    return None
+
+
+def _walk(value: Any, path: str, depth: int, problems: dict[str, list[str]]) -> None:
+    if depth > MAX_JSON_DEPTH:
+        problems[path or "_body"] = [f"Nested deeper than {MAX_JSON_DEPTH} levels."]
+        return
+    if isinstance(value, str):
+        problem = string_problem(value)
+        if problem:
+            problems[path or "_body"] = [problem]
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            key_problem = string_problem(key)
+            name = f"{path}.{key}" if path else key
+            if key_problem:
+                problems[path or "_body"] = [f"A key: {key_problem.lower()}"]
+                continue
+            _walk(item, name, depth + 1, problems)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _walk(item, f"{path}[{index}]" if path else f"[{index}]", depth + 1, problems)
+
+
+def _field_name(path: str) -> str:
+    """`input[3]` -> `input`, `stream_options.include_usage` -> `stream_options`."""
+    return path.split(".", 1)[0].split("[", 1)[0] or path
+
+
+def check_json(body: Any) -> None:
+    """Raise ValidationFailed naming each field of `body` holding an unusable value."""
+    problems: dict[str, list[str]] = {}
+    _walk(body, "", 0, problems)
+    if problems:
+        details: dict[str, list[str]] = {}
+        for path, messages in problems.items():
+            details.setdefault(_field_name(path), []).extend(
+                f"{path}: {message}" if path != _field_name(path) else message
+                for message in messages
+            )
+        raise ValidationFailed(details=details)
 
 
 def check_body() -> None:
-    """Refuse oversized, non-JSON and malformed bodies on the API with the matching 4xx."""
+    """Refuse oversized, non-JSON, malformed and unsafe bodies on the API with the matching 4xx."""
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     length = request.content_length
     if limit and length is not None and length > limit:
         raise PayloadTooLarge(details={"max_bytes": limit})
+    if not request.path.startswith("/v1/"):
+        return
+    check_query_and_path()
     has_body = bool(length) or "chunked" in request.headers.get("Transfer-Encoding", "")
-    if request.method not in BODY_METHODS or not has_body or not request.path.startswith("/v1/"):
+    if request.method not in BODY_METHODS or not has_body:
         return
     if not request.is_json:
         raise UnsupportedMediaType(details={"content_type": request.mimetype or None})
     try:
-        request.get_json()
+        body = request.get_json()
+    except RecursionError:
+        raise ValidationFailed(
+            details={"_body": [f"Nested deeper than {MAX_JSON_DEPTH} levels."]}
+        ) from None
     except WerkzeugBadRequest:
         raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
+    check_json(body)
+
+
+def check_query_and_path() -> None:
+    """Query arguments must be safe strings; integer path parameters must fit an id column."""
+    problems: dict[str, list[str]] = {}
+    for name, value in request.args.items(multi=True):
+        problem = string_problem(name) or string_problem(value)
+        if problem:
+            problems[name if not string_problem(name) else "_query"] = [problem]
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, int) and not 0 < value <= MAX_ID:
+            problems[name] = [f"Must be between 1 and {MAX_ID}."]
+    if problems:
+        raise ValidationFailed(details=problems)
 
 
 def init_app(app: Flask) -> None:

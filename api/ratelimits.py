@@ -1,81 +1,206 @@
-"""API rate limits: one shared budget per API token (or per user for session calls).
+"""API rate limits and concurrency caps: the user's budget is the user's.
 
-The limit is the user's own (set by an admin) or `RATE_LIMIT_DEFAULT`. Limits are
-checked after authentication, so the key is never empty: `token:<id>`,
-`user:<id>`, or `ip:<address>` for a caller we could not identify. Streaming
-generations also take a slot from a per-user concurrency cap.
+- `api_rate_limit`: one shared budget per user (`user:<id>`) across all their API
+  tokens and sessions: the user's own limit (set by an admin) or
+  `RATE_LIMIT_DEFAULT`. A token created with a lower limit of its own is also held
+  to that (`token:<id>`), so minting tokens never buys more calls.
+- `inference_slot`: at most `INFERENCE_PER_USER` inference calls of one user run
+  at once (streams at most `STREAMS_PER_USER` of those), across workers via Redis,
+  per process without it. Past the cap: 429 with `Retry-After`, at once.
+- `check_auth_failures` / `record_auth_failure`: invalid credentials are counted
+  per client address; past `AUTH_FAILURE_LIMIT` the address gets 429 before any
+  token or database lookup.
+- `allow`: a plain "may this happen again?" counter for work done off the request
+  path (mail past its limit is simply not sent).
+
+Limits are checked after authentication, so the key is never empty.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import threading
+import time
 from collections import Counter as Tally
 from collections.abc import Iterator
 
 import redis
 from flask import current_app, g
 from flask_limiter.util import get_remote_address
+from limits import parse
 
 from api.errors import TooManyRequests
 from api.extensions import limiter, redis_client
 
-STREAM_KEY = "mg:streams:{}"
-_local_streams: Tally[int] = Tally()
+log = logging.getLogger(__name__)
+
+SLOT_KEY = "mg:inflight:{}:{}"
+_local_slots: Tally[tuple[str, int]] = Tally()
 _local_lock = threading.Lock()
 
 
-def principal_key() -> str:
+def user_key() -> str:
     principal = g.get("principal")
     if principal is None:
         return "ip:" + (get_remote_address() or "unknown")
-    if principal.token_id is not None:
-        return f"token:{principal.token_id}"
     return f"user:{principal.user.id}"
 
 
-def principal_limit() -> str:
+def user_limit() -> str:
     principal = g.get("principal")
     if principal is not None and principal.user.rate_limit:
         return principal.user.rate_limit
     return current_app.config["RATE_LIMIT_DEFAULT"]
 
 
-api_rate_limit = limiter.shared_limit(principal_limit, scope="api", key_func=principal_key)
+def _token_key() -> str:
+    return f"token:{g.principal.token_id}"
 
 
-@contextlib.contextmanager
-def stream_slot(user_id: int, limit: int) -> Iterator[None]:
-    """Hold one of a user's `limit` concurrent streams (Redis across workers, else per process)."""
-    key = STREAM_KEY.format(user_id)
+def _token_limit() -> str:
+    return g.principal.token_rate_limit or current_app.config["RATE_LIMIT_DEFAULT"]
+
+
+def _no_token_limit() -> bool:
+    principal = g.get("principal")
+    return principal is None or not principal.token_rate_limit
+
+
+_user_budget = limiter.shared_limit(user_limit, scope="api", key_func=user_key)
+_token_budget = limiter.shared_limit(
+    _token_limit, scope="api-token", key_func=_token_key, exempt_when=_no_token_limit
+)
+
+
+def api_rate_limit(view):  # type: ignore[no-untyped-def]
+    """The user's budget, and the token's own lower one when it has one."""
+    return _user_budget(_token_budget(view))
+
+
+def allow(limit: str, namespace: str, identifier: str) -> bool:
+    """Count one event against `limit` for `identifier`; False once the limit is spent.
+
+    Uses Flask-Limiter's storage (Redis, or its in-memory fallback); a storage
+    error allows the event (the per-IP limits still stand in front).
+    """
+    prefix = current_app.config.get("RATELIMIT_KEY_PREFIX", "")
+    try:
+        return limiter.limiter.hit(parse(limit), prefix, namespace, identifier)
+    except Exception as error:
+        redis_client.report_failure(f"{namespace} limit", error)
+        return True
+
+
+def _client_ip() -> str:
+    return get_remote_address() or "unknown"
+
+
+def _blocked_until() -> dict[str, float]:
+    return current_app.extensions.setdefault("auth_failures_blocked", {})
+
+
+def check_auth_failures() -> None:
+    """429 at once for an address that spent its budget of failed authentications."""
+    blocked = _blocked_until()
+    until = blocked.get(_client_ip())
+    if until is None:
+        return
+    remaining = until - time.monotonic()
+    if remaining <= 0:
+        blocked.pop(_client_ip(), None)
+        return
+    raise TooManyRequests(
+        "Too many invalid credentials from this address; retry later.",
+        code="too_many_auth_failures",
+        headers={"Retry-After": str(math.ceil(remaining))},
+    )
+
+
+def record_auth_failure() -> None:
+    """Count an invalid credential for this address; block it (in this process) once spent.
+
+    Other workers learn of the block at their next failure from the address.
+    """
+    item = parse(current_app.config["AUTH_FAILURE_LIMIT"])
+    keys = (current_app.config.get("RATELIMIT_KEY_PREFIX", ""), "authfail", _client_ip())
+    try:
+        limiter.limiter.hit(item, *keys)
+        stats = limiter.limiter.get_window_stats(item, *keys)
+    except Exception as error:
+        redis_client.report_failure("auth failure limit", error)
+        return
+    if stats.remaining > 0:
+        return
+    _blocked_until()[_client_ip()] = time.monotonic() + max(1.0, stats.reset_time - time.time())
+    log.warning("authentication failures over the limit", extra={"client.ip": _client_ip()})
+
+
+def _enter(kind: str, user_id: int) -> tuple[int, bool]:
+    """Count one more call of `kind` in flight for the user: (count, counted in Redis)."""
     client = redis_client.client
-    use_redis = client is not None
     if client is not None:
+        key = SLOT_KEY.format(kind, user_id)
         try:
             # One round trip; the TTL means a crashed worker cannot hold a slot forever.
             with client.pipeline() as pipe:
                 pipe.incr(key)
                 pipe.expire(key, 3600)
                 count, _ = pipe.execute()
+            return int(count), True
         except redis.RedisError as error:
-            redis_client.report_failure("stream limit", error)
-            use_redis = False
-    if not use_redis:
-        with _local_lock:
-            _local_streams[user_id] += 1
-            count = _local_streams[user_id]
+            redis_client.report_failure("inference slots", error)
+    with _local_lock:
+        _local_slots[(kind, user_id)] += 1
+        return _local_slots[(kind, user_id)], False
+
+
+def _leave(kind: str, user_id: int, in_redis: bool) -> None:
+    client = redis_client.client
+    if in_redis and client is not None:
+        with contextlib.suppress(redis.RedisError):
+            client.decr(SLOT_KEY.format(kind, user_id))
+        return
+    with _local_lock:
+        _local_slots[(kind, user_id)] -= 1
+
+
+@contextlib.contextmanager
+def _slot(kind: str, user_id: int, limit: int, message: str, code: str) -> Iterator[None]:
+    count, in_redis = _enter(kind, user_id)
     try:
         if count > limit:
-            raise TooManyRequests(
-                f"At most {limit} streams at a time.",
-                code="too_many_streams",
-                headers={"Retry-After": "1"},
-            )
+            raise TooManyRequests(message, code=code, headers={"Retry-After": "1"})
         yield
     finally:
-        if use_redis and client is not None:
-            with contextlib.suppress(redis.RedisError):
-                client.decr(key)
-        else:
-            with _local_lock:
-                _local_streams[user_id] -= 1
+        _leave(kind, user_id, in_redis)
+
+
+@contextlib.contextmanager
+def inference_slot(user_id: int, *, stream: bool = False) -> Iterator[None]:
+    """Hold one of the user's concurrent inference calls (and stream slots) while it runs."""
+    config = current_app.config
+    with contextlib.ExitStack() as held:
+        limit = config["INFERENCE_PER_USER"]
+        held.enter_context(
+            _slot(
+                "all",
+                user_id,
+                limit,
+                f"At most {limit} inference calls at a time per account.",
+                "too_many_concurrent_requests",
+            )
+        )
+        if stream:
+            limit = config["STREAMS_PER_USER"]
+            held.enter_context(
+                _slot(
+                    "stream",
+                    user_id,
+                    limit,
+                    f"At most {limit} streams at a time.",
+                    "too_many_streams",
+                )
+            )
+        yield

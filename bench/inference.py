@@ -147,6 +147,8 @@ def main() -> None:
                 "EMBEDDING_CACHE_TTL_S": "0",
                 "BATCH_MAX_SIZE": str(batch_max),
                 "GUNICORN_THREADS": str(args.concurrency),
+                # One benchmark user plays many clients: lift the per-user concurrency cap.
+                "INFERENCE_PER_USER": str(args.concurrency),
                 "LOG_LEVEL": "WARNING",
             }
             with tempfile.TemporaryDirectory() as tmp, gunicorn(env, Path(tmp), workers=1) as base:

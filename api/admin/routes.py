@@ -44,4 +44,9 @@ def update_user(changes: dict, user_id: int):
 @blueprint.response(200, UsageOut)
 def usage_across_users(args: dict):
     """Usage per day, user, token and endpoint, for everyone or one user."""
-    return {"days": args["days"], "data": usage.summarize_usage(args["days"], user_id=args["user"])}
+    days, user_id = args["days"], args["user"]
+    return {
+        "days": days,
+        "data": usage.summarize_usage(days, user_id=user_id),
+        "rate_limited": usage.summarize_rejections(days, user_id=user_id),
+    }

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from limits import parse_many
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, fields, validate
 
 from api.auth.models import ROLES
 from api.auth.schemas import UserOut
+from api.validation import Id, RateLimit
 
 
 class UserListArgs(Schema):
@@ -33,24 +31,11 @@ class UserPageOut(Schema):
 class UserUpdateIn(Schema):
     role = fields.String(validate=validate.OneOf(ROLES))
     disabled = fields.Boolean()
-    rate_limit = fields.String(
-        allow_none=True,
-        validate=validate.Length(max=100),
+    rate_limit = RateLimit(
         metadata={"description": "e.g. '100/minute;10000/day'; null restores the default"},
     )
-
-    @validates("rate_limit")
-    def check_rate_limit(self, value: str | None, **_: Any) -> None:
-        if value is None:
-            return
-        try:
-            parse_many(value)
-        except ValueError:
-            raise ValidationError(
-                "Not a rate limit; use e.g. '100/minute;10000/day', or null for the default."
-            ) from None
 
 
 class AdminUsageArgs(Schema):
     days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=366))
-    user = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    user = Id(load_default=None)

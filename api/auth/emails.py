@@ -55,3 +55,22 @@ def reset_email(to: str, token: str) -> Email:
         text="\n\n".join([*lines, link, "If you did not ask for this, ignore this email."]),
         html=_html(lines, link, "Choose a new password"),
     )
+
+
+def password_reset_done_email(to: str, revoked_tokens: int) -> Email:
+    lines = [
+        "Your modelgate password was just reset, and every session was signed out.",
+        (
+            f"For your safety, your {revoked_tokens} API token(s) were revoked as well: "
+            "create new ones from the dashboard."
+            if revoked_tokens
+            else "You had no live API tokens, so none were revoked."
+        ),
+        "If you did not do this, reset your password again at once and contact us.",
+    ]
+    return Email(
+        to=to,
+        subject="Your modelgate password was reset",
+        text="\n\n".join(lines),
+        html=_html(lines),
+    )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-
-from flask import current_app, jsonify
+from flask import Response, current_app, g, jsonify
 from flask_jwt_extended import (
     get_jwt,
     set_refresh_cookies,
@@ -13,6 +11,7 @@ from flask_jwt_extended import (
 )
 from flask_limiter.util import get_remote_address
 
+from api import background
 from api.auth import schemas, service, sessions
 from api.extensions import limiter
 from api.http import current_client, json_field
@@ -32,26 +31,63 @@ def login_failure_limit() -> str:
     return current_app.config["LOGIN_FAILURE_LIMIT"]
 
 
-def email_action_limit() -> str:
-    return current_app.config["EMAIL_ACTION_LIMIT"]
+def account_failure_limit() -> str:
+    return current_app.config["LOGIN_ACCOUNT_FAILURE_LIMIT"]
 
 
-def email_key() -> str:
-    """Rate-limit key of the account named in the body (the IP when there is none)."""
-    email = json_field("email")
-    if email:  # hashed: Redis keys hold no addresses
-        digest = hashlib.sha256(service.normalise_email(email).encode()).hexdigest()
-        return "email:" + digest[:32]
-    return "ip:" + (get_remote_address() or "unknown")
+def _account_email() -> str | None:
+    """The account a password is being tried for: the body's email, or the signed-in user's."""
+    principal = g.get("principal")
+    return principal.user.email if principal is not None else json_field("email")
+
+
+def account_key() -> str:
+    """Rate-limit key of the account (the IP when there is none); hashed, no addresses in Redis."""
+    email = _account_email()
+    return "email:" + service.email_digest(email) if email else "ip:" + _client_ip()
+
+
+def account_source_key() -> str:
+    """Rate-limit key of the account tried from this address."""
+    return account_key() + ":ip:" + _client_ip()
+
+
+def _client_ip() -> str:
+    return get_remote_address() or "unknown"
+
+
+def _password_failed(response: Response) -> bool:
+    """A wrong password: login's 401, or change-password's `wrong_password`."""
+    if response.status_code not in (400, 401):
+        return False
+    body = response.get_json(silent=True) or {}
+    return body.get("error", {}).get("code") in {"invalid_credentials", "wrong_password"}
 
 
 per_ip = limiter.limit(auth_limit, key_func=get_remote_address)
-per_email = limiter.limit(email_action_limit, key_func=email_key)
-per_account_failures = limiter.limit(
-    login_failure_limit,
-    key_func=email_key,
-    deduct_when=lambda response: response.status_code == 401,
-)
+# Failed passwords are counted per account *and* address, so an attacker's failures lock out
+# the attacker, not the owner; a much higher per-account ceiling stops a spread-out guesser.
+# Login and change-password share both counters.
+password_failures = [
+    limiter.shared_limit(
+        login_failure_limit,
+        scope="password-failures",
+        key_func=account_source_key,
+        deduct_when=_password_failed,
+    ),
+    limiter.shared_limit(
+        account_failure_limit,
+        scope="password-failures-account",
+        key_func=account_key,
+        deduct_when=_password_failed,
+    ),
+]
+
+
+def limit_password_failures(view):  # type: ignore[no-untyped-def]
+    for limit in reversed(password_failures):
+        view = limit(view)
+    return view
 
 
 def _session_response(user, tokens: sessions.Tokens):
@@ -65,7 +101,6 @@ def _session_response(user, tokens: sessions.Tokens):
 
 @blueprint.route("/register", methods=["POST"])
 @per_ip
-@per_email
 @blueprint.arguments(schemas.RegisterIn)
 @blueprint.response(202, schemas.MessageOut)
 def register(body: dict):
@@ -85,18 +120,17 @@ def verify_email(body: dict):
 
 @blueprint.route("/resend-verification", methods=["POST"])
 @per_ip
-@per_email
 @blueprint.arguments(schemas.EmailIn)
 @blueprint.response(202, schemas.MessageOut)
 def resend_verification(body: dict):
-    """Send the verification link again (always 202)."""
-    service.resend_verification(body["email"], current_client())
+    """Send the verification link again (always 202, at the same cost for any address)."""
+    background.submit(service.resend_verification, body["email"], current_client())
     return ACCEPTED
 
 
 @blueprint.route("/login", methods=["POST"])
 @per_ip
-@per_account_failures
+@limit_password_failures
 @blueprint.arguments(schemas.LoginIn)
 @blueprint.response(200, schemas.SessionOut)
 def login(body: dict):
@@ -115,12 +149,12 @@ def refresh():
 
 
 @blueprint.route("/logout", methods=["POST"])
-@authenticate()
+@authenticate(session_only=True)
 @blueprint.response(204)
 def logout():
     """End this session: its access and refresh tokens stop working at once."""
     principal = current_principal()
-    assert principal.session_id is not None
+    assert principal.session_id is not None  # session_only
     sessions.end_session_for_logout(principal.session_id, principal.user.id, current_client())
     response = current_app.response_class(status=204)
     unset_refresh_cookies(response)
@@ -129,12 +163,11 @@ def logout():
 
 @blueprint.route("/forgot-password", methods=["POST"])
 @per_ip
-@per_email
 @blueprint.arguments(schemas.EmailIn)
 @blueprint.response(202, schemas.MessageOut)
 def forgot_password(body: dict):
-    """Email a password-reset link (always 202)."""
-    service.request_password_reset(body["email"], current_client())
+    """Email a password-reset link (always 202, at the same cost for any address)."""
+    background.submit(service.request_password_reset, body["email"], current_client())
     return ACCEPTED
 
 
@@ -149,7 +182,7 @@ def reset_password(body: dict):
 
 
 @blueprint.route("/me", methods=["GET"])
-@authenticate()
+@authenticate(session_only=True)
 @blueprint.response(200, schemas.UserOut)
 def me():
     """The signed-in user."""
@@ -157,7 +190,7 @@ def me():
 
 
 @blueprint.route("/me", methods=["PATCH"])
-@authenticate()
+@authenticate(session_only=True)
 @blueprint.arguments(schemas.ProfileIn)
 @blueprint.response(200, schemas.UserOut)
 def update_me(body: dict):
@@ -166,7 +199,9 @@ def update_me(body: dict):
 
 
 @blueprint.route("/change-password", methods=["POST"])
-@authenticate()
+@authenticate(session_only=True)
+@per_ip
+@limit_password_failures
 @blueprint.arguments(schemas.ChangePasswordIn)
 @blueprint.response(200, schemas.MessageOut)
 def change_password(body: dict):

@@ -2,7 +2,11 @@
 
 No function here touches the request; routes pass the caller's `Client`. Every
 answer about an email address is the same whether or not an account exists, and
-costs the same (a password is always hashed or verified).
+costs the same: a password is always hashed or verified, and resend and
+forgot-password run off the request path (`api.background`) for every address.
+Mail to one address stops past `EMAIL_ACTION_LIMIT`; the answer does not change.
+Each email token is spent with one conditional UPDATE, so it works once even
+under concurrent use.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import secrets
 import unicodedata
 from datetime import timedelta
 
+from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -30,6 +35,8 @@ from api.auth.sessions import Tokens, revoke_user_sessions, start_session
 from api.db_types import utcnow
 from api.errors import Forbidden, Unauthorized, ValidationFailed
 from api.extensions import db
+from api.ratelimits import allow
+from api.tokens.service import revoke_user_tokens
 
 VERIFY, RESET = "verify_email", "reset_password"
 LIFETIMES = {VERIFY: timedelta(hours=24), RESET: timedelta(hours=1)}
@@ -41,6 +48,34 @@ def normalise_email(email: str) -> str:
 
 def find_user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+class WrongPassword(ValidationFailed):
+    """The current password given to change-password is wrong (counted like a failed login)."""
+
+    code = "wrong_password"
+
+    def __init__(self) -> None:
+        super().__init__(details={"current_password": ["Wrong password."]})
+
+
+def email_digest(email: str) -> str:
+    """A stable key for an address that does not reveal it (rate-limit keys, Redis)."""
+    normalised = normalise_email(email).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(normalised).hexdigest()[:32]
+
+
+def may_mail(email: str, client: Client) -> bool:
+    """Count one mail to `email` asked from `client`; False once a limit is spent (send none).
+
+    Counted per address and asker (`EMAIL_ACTION_LIMIT`), so one asker flooding an
+    inbox does not stop the owner's own request, and per address from anywhere
+    (`EMAIL_ACCOUNT_LIMIT`), a ceiling for askers spread over many addresses.
+    """
+    config, digest = current_app.config, email_digest(email)
+    return allow(config["EMAIL_ACTION_LIMIT"], "mail", f"{digest}:{client.ip}") and allow(
+        config["EMAIL_ACCOUNT_LIMIT"], "mail-account", digest
+    )
 
 
 def _check_password_policy(password: str, field: str = "password") -> None:
@@ -68,18 +103,31 @@ def _issue_email_token(user: User, purpose: str) -> str:
 
 def _use_email_token(token: str, purpose: str) -> User:
     """Consume a single-use token; a wrong, used or expired one is a 400 naming `token`."""
+    now = utcnow()
+    token_hash = _hash_token(token)
     row = db.session.scalar(
-        select(EmailToken).where(
-            EmailToken.token_hash == _hash_token(token), EmailToken.purpose == purpose
-        )
+        select(EmailToken).where(EmailToken.token_hash == token_hash, EmailToken.purpose == purpose)
     )
-    if row is None or row.used_at is not None or row.expires_at <= utcnow():
+    # The conditional UPDATE is the use: of concurrent requests with one token, one wins.
+    spent = db.session.execute(
+        update(EmailToken)
+        .where(
+            EmailToken.token_hash == token_hash,
+            EmailToken.purpose == purpose,
+            EmailToken.used_at.is_(None),
+            EmailToken.expires_at > now,
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if row is None or spent.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
         raise ValidationFailed(
             "This link is invalid, used or expired.",
             code="invalid_token",
             details={"token": ["Invalid, used or expired."]},
         )
-    # Spend every outstanding token of this purpose: one link works, once.
+    # Spend every other outstanding token of this purpose: one link works, once.
     db.session.execute(
         update(EmailToken)
         .where(
@@ -87,7 +135,8 @@ def _use_email_token(token: str, purpose: str) -> User:
             EmailToken.purpose == purpose,
             EmailToken.used_at.is_(None),
         )
-        .values(used_at=utcnow())
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
     )
     user = db.session.get(User, row.user_id)
     assert user is not None
@@ -103,7 +152,8 @@ def register_user(email: str, password: str, name: str | None, client: Client) -
     if existing is not None:
         record_event("register_existing", client, user_id=existing.id)
         db.session.commit()
-        send_email(emails.already_registered_email(existing.email))
+        if may_mail(email, client):
+            send_email(emails.already_registered_email(existing.email))
         return
     user = User(email=email, name=name, password_hash=password_hash, role="user")
     db.session.add(user)
@@ -115,7 +165,8 @@ def register_user(email: str, password: str, name: str | None, client: Client) -
     token = _issue_email_token(user, VERIFY)
     record_event("register", client, user_id=user.id)
     db.session.commit()
-    send_email(emails.verification_email(user.email, token))
+    if may_mail(email, client):
+        send_email(emails.verification_email(user.email, token))
 
 
 def verify_email(token: str, client: Client) -> User:
@@ -128,6 +179,9 @@ def verify_email(token: str, client: Client) -> User:
 
 
 def resend_verification(email: str, client: Client) -> None:
+    """Mail a new verification link to an unverified account (a background job)."""
+    if not may_mail(email, client):
+        return
     user = find_user_by_email(email)
     if user is None or user.email_verified_at is not None or not user.is_active:
         return
@@ -160,6 +214,9 @@ def log_in(email: str, password: str, client: Client) -> tuple[User, Tokens]:
 
 
 def request_password_reset(email: str, client: Client) -> None:
+    """Mail a reset link to an active account (a background job)."""
+    if not may_mail(email, client):
+        return
     user = find_user_by_email(email)
     if user is None or not user.is_active:
         return
@@ -170,15 +227,21 @@ def request_password_reset(email: str, client: Client) -> None:
 
 
 def reset_password(token: str, password: str, client: Client) -> None:
-    """Set a new password from an emailed link and end every session of the user."""
+    """Set a new password from an emailed link; end every session and revoke every API token.
+
+    A reset is account recovery: whoever held the account may also hold its tokens.
+    """
     _check_password_policy(password)
+    password_hash = hash_password(password)
     user = _use_email_token(token, RESET)
-    user.password_hash = hash_password(password)
+    user.password_hash = password_hash
     if user.email_verified_at is None:  # the link proved the address
         user.email_verified_at = utcnow()
     revoke_user_sessions(user.id, "password_reset")
+    revoked = revoke_user_tokens(user.id, "password_reset", client)
     record_event("password_reset", client, user_id=user.id)
     db.session.commit()
+    send_email(emails.password_reset_done_email(user.email, revoked))
 
 
 def change_password(
@@ -186,7 +249,9 @@ def change_password(
 ) -> None:
     """Change a password; every other session of the user ends."""
     if not verify_password(user.password_hash, current):
-        raise ValidationFailed(details={"current_password": ["Wrong password."]})
+        record_event("password_change_failed", client, user_id=user.id)
+        db.session.commit()
+        raise WrongPassword()
     _check_password_policy(new, field="new_password")
     user.password_hash = hash_password(new)
     revoke_user_sessions(user.id, "password_change", keep=session_id)

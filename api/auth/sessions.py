@@ -16,7 +16,7 @@ from datetime import datetime
 import redis
 from flask import Response, current_app, g
 from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.audit.service import Client, record_event
 from api.auth.models import AuthSession, User
@@ -34,9 +34,7 @@ class Tokens:
     expires_in: int
 
 
-def _issue(user: User, session: AuthSession) -> Tokens:
-    jti = uuid.uuid4().hex
-    session.refresh_jti = jti
+def _issue(user: User, session: AuthSession, jti: str) -> Tokens:
     claims = {"sid": session.id}
     access = create_access_token(identity=str(user.id), additional_claims=claims)
     refresh = create_refresh_token(identity=str(user.id), additional_claims={**claims, "jti": jti})
@@ -54,8 +52,9 @@ def start_session(user: User, client: Client) -> Tokens:
         ip=client.ip,
         user_agent=(client.user_agent or "")[:256] or None,
     )
+    session.refresh_jti = uuid.uuid4().hex
     db.session.add(session)
-    tokens = _issue(user, session)
+    tokens = _issue(user, session, session.refresh_jti)
     user.last_login_at = utcnow()
     record_event("login", client, user_id=user.id, session_id=session.id)
     db.session.commit()
@@ -68,7 +67,23 @@ def rotate_session(claims: dict, client: Client) -> tuple[User, Tokens]:
     user = db.session.get(User, session.user_id) if session else None
     if session is None or user is None or session.revoked_at or not user.is_active:
         raise Unauthorized("This session has ended; sign in again.", code="session_revoked")
-    if claims["jti"] != session.refresh_jti:
+    # The conditional UPDATE is the rotation: of two concurrent refreshes with one token,
+    # exactly one swaps the jti; the other finds it gone and is treated as a replay.
+    jti = uuid.uuid4().hex
+    swapped = db.session.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.id == session.id,
+            AuthSession.refresh_jti == claims["jti"],
+            AuthSession.revoked_at.is_(None),
+        )
+        .values(refresh_jti=jti, refreshed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if swapped.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        session = db.session.get(AuthSession, session.id)
+        assert session is not None
         _revoke(session, "refresh_reuse")
         record_event("refresh_reuse", client, user_id=user.id, session_id=session.id)
         db.session.commit()
@@ -76,8 +91,7 @@ def rotate_session(claims: dict, client: Client) -> tuple[User, Tokens]:
             "This refresh token was already used; every session of this login has ended.",
             code="refresh_token_reused",
         )
-    tokens = _issue(user, session)
-    session.refreshed_at = utcnow()
+    tokens = _issue(user, session, jti)
     db.session.commit()
     return user, tokens
 

@@ -1,4 +1,8 @@
-"""`/healthz`: the process answers. `/readyz`: the database and (when configured) Redis answer."""
+"""`/healthz`: the process answers. `/readyz`: the database and (when configured) Redis answer.
+
+Which dependency failed is detail for operators: `/readyz` names it only to
+addresses in `OPERATOR_NETWORKS`; anyone else gets the status alone.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from flask.views import MethodView
 
 from api.errors import ServiceUnavailable
 from api.health.service import check_dependencies
+from api.observability.metrics import from_operator_network
 from api.validation import Blueprint
 
 blueprint = Blueprint("health", __name__, description="Liveness and readiness probes.")
@@ -23,11 +28,12 @@ class Ready(MethodView):
     def get(self) -> dict:
         """Every dependency answers; 503 names the one that does not."""
         checks = check_dependencies()
+        operator = from_operator_network()
         if any(state != "ok" for state in checks.values()):
             failed = ", ".join(name for name, state in checks.items() if state != "ok")
             raise ServiceUnavailable(
-                f"Not ready: {failed} unreachable.",
-                details={"checks": checks},
+                f"Not ready: {failed} unreachable." if operator else "Not ready.",
+                details={"checks": checks} if operator else {},
                 headers={"Retry-After": "5"},
             )
-        return {"status": "ok", "checks": checks}
+        return {"status": "ok", "checks": checks} if operator else {"status": "ok"}

@@ -64,16 +64,26 @@ class GenerationStream:
         self._chunks.close()
 
 
+MIN_TEMPERATURE = 1e-4
+
+
 def pick_token(logits: torch.Tensor, temperature: float, top_p: float, rng: torch.Generator) -> int:
-    """Greedy at temperature 0, else sample from the top-p nucleus of softmax(logits / T)."""
-    if temperature <= 0:
+    """Greedy at temperature ~0, else sample from the top-p nucleus of softmax(logits / T).
+
+    A temperature below `MIN_TEMPERATURE` would overflow the scaled logits to
+    infinity, so it is greedy; the most likely token always stays in the nucleus,
+    however small `top_p` is.
+    """
+    if temperature < MIN_TEMPERATURE:
         return int(logits.argmax())
     logits = logits / temperature
     if top_p < 1:
         sorted_logits, order = logits.sort(descending=True)
         probs = sorted_logits.softmax(dim=-1)
         # Drop a token when the tokens ranked above it already hold top_p of the mass.
-        sorted_logits[probs.cumsum(dim=-1) - probs >= top_p] = float("-inf")
+        drop = probs.cumsum(dim=-1) - probs >= top_p
+        drop[0] = False
+        sorted_logits[drop] = float("-inf")
         choice = torch.multinomial(sorted_logits.softmax(dim=-1).cpu(), 1, generator=rng)
         return int(order[int(choice)])
     return int(torch.multinomial(logits.softmax(dim=-1).cpu(), 1, generator=rng))

@@ -47,6 +47,7 @@ class InferenceSettings:
     queue_size: int = 256
     timeout_s: float = 30.0
     generation_slots: int = 4
+    generation_queue_size: int = 2
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> InferenceSettings:
@@ -56,6 +57,9 @@ class InferenceSettings:
             queue_size=int(config.get("INFERENCE_QUEUE_SIZE", cls.queue_size)),
             timeout_s=float(config.get("INFERENCE_TIMEOUT_S", cls.timeout_s)),
             generation_slots=int(config.get("GENERATION_SLOTS", cls.generation_slots)),
+            generation_queue_size=int(
+                config.get("GENERATION_QUEUE_SIZE", cls.generation_queue_size)
+            ),
         )
         for name, value in (
             ("BATCH_MAX_SIZE", settings.batch_max_size),
@@ -211,7 +215,9 @@ class ModelRegistry:
             )
             return ServedModel(model, metrics, batcher=batcher)
         gate = GenerationGate(
-            slots=settings.generation_slots, max_waiting=settings.queue_size, observer=metrics
+            slots=settings.generation_slots,
+            max_waiting=settings.generation_queue_size,
+            observer=metrics,
         )
         return ServedModel(model, metrics, gate=gate)
 

@@ -6,14 +6,14 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-from flask import Response, current_app, stream_with_context
+from flask import Response, stream_with_context
 
 from api.errors import APIError
 from api.extensions import db
 from api.inference import cache, schemas, service
 from api.inference import openai_format as fmt
 from api.inference.registry import models
-from api.ratelimits import api_rate_limit, stream_slot
+from api.ratelimits import api_rate_limit, inference_slot
 from api.security import authenticate, current_principal
 from api.usage.metering import Meter, meter, metered
 from api.usage.service import save_history
@@ -41,16 +41,18 @@ def list_models():
 def create_embeddings(body: dict):
     """Embed one text or a list of texts (batched with concurrent requests, cached in Redis)."""
     texts = body["input"]
+    user_id = current_principal().user.id
     model_id = models.serve(body["model"], task="embedding").model.id
     meter().model = model_id
-    found = cache.cached_embeddings(model_id, texts)
+    found = cache.cached_embeddings(user_id, model_id, texts)
     missing = [i for i in range(len(texts)) if i not in found]
     if missing:
         db.session.commit()  # give the connection back while the model runs
-        result = service.embed_texts(model_id, [texts[i] for i in missing])
+        with inference_slot(user_id):
+            result = service.embed_texts(model_id, [texts[i] for i in missing])
         for i, vector, tokens in zip(missing, result.vectors, result.token_counts, strict=True):
             found[i] = (vector, tokens)
-        cache.store_embeddings(model_id, [(texts[i], *found[i]) for i in missing])
+        cache.store_embeddings(user_id, model_id, [(texts[i], *found[i]) for i in missing])
     vectors = [found[i][0] for i in range(len(texts))]
     tokens = sum(found[i][1] for i in range(len(texts)))
     meter().tokens_in = tokens
@@ -77,7 +79,8 @@ def create_completion(body: dict):
         include_usage = bool((body["stream_options"] or {}).get("include_usage"))
         return _stream_completion(body["model"], prompt, options, include_usage)
     db.session.commit()  # give the connection back while the model runs
-    result = service.complete(body["model"], prompt, **options)
+    with inference_slot(current_principal().user.id):
+        result = service.complete(body["model"], prompt, **options)
     usage = meter()
     usage.model, usage.tokens_in, usage.tokens_out = (
         result.model,
@@ -113,9 +116,7 @@ def _stream_completion(
 ) -> Response:
     """Start the generation (errors still get a status), then stream its chunks as SSE."""
     held = contextlib.ExitStack()  # released when the stream ends, not when this returns
-    held.enter_context(
-        stream_slot(current_principal().user.id, current_app.config["STREAMS_PER_USER"])
-    )
+    held.enter_context(inference_slot(current_principal().user.id, stream=True))
     cancel = threading.Event()
     try:
         stream = service.stream_completion(model_id, prompt, cancel=cancel, **options)

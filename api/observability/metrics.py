@@ -2,15 +2,19 @@
 
 Under gunicorn, `PROMETHEUS_MULTIPROC_DIR` is set by `gunicorn.conf.py` before the
 app is imported, so every worker writes its samples there and `/metrics` adds them
-up across workers. Routes are labelled by their template (`/v1/tokens/<id>`), never
-by the raw path, and unmatched paths share one label.
+up across workers. Every label has a bounded set of values, whatever clients send:
+routes are labelled by their template (`/v1/tokens/<id>`), never by the raw path,
+unmatched paths share one label, and a method outside HTTP's standard few is
+`OTHER`. `/metrics` answers only addresses in `OPERATOR_NETWORKS` (403 otherwise);
+Nginx keeps it off the public site as well.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -23,6 +27,7 @@ from prometheus_client import (
 )
 
 UNMATCHED_ROUTE = "<unmatched>"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 REQUEST_DURATION = Histogram(
     "http_server_request_duration_seconds",
@@ -40,7 +45,7 @@ blueprint = Blueprint("metrics", __name__)
 
 
 def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
-    labels = (method, route or UNMATCHED_ROUTE, str(status))
+    labels = (method if method in METHODS else "OTHER", route or UNMATCHED_ROUTE, str(status))
     REQUESTS.labels(*labels).inc()
     REQUEST_DURATION.labels(*labels).observe(seconds)
 
@@ -53,9 +58,25 @@ def _registry() -> CollectorRegistry:
     return registry
 
 
+def from_operator_network() -> bool:
+    """True when the caller's address (after ProxyFix) is in `OPERATOR_NETWORKS`."""
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    return any(
+        address in ipaddress.ip_network(network, strict=False)
+        for network in current_app.config["OPERATOR_NETWORKS"]
+    )
+
+
 @blueprint.get("/metrics")
 def metrics() -> Response:
-    """Expose every metric, summed across gunicorn workers."""
+    """Expose every metric, summed across gunicorn workers (to operators' networks only)."""
+    if not from_operator_network():
+        from api.errors import Forbidden  # here: api.errors imports this package
+
+        raise Forbidden("Metrics are for operators.", code="operators_only")
     return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
 
 

@@ -21,6 +21,7 @@ class ApiToken(db.Model):  # type: ignore[name-defined]
     prefix: Mapped[str] = mapped_column(String(16))
     last_four: Mapped[str] = mapped_column(String(4))
     scopes: Mapped[list[str]] = mapped_column(JSON)
+    rate_limit: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from flask import current_app
+
+from api.extensions import limiter
 from api.http import current_client
+from api.ratelimits import user_key
 from api.security import authenticate, current_principal
 from api.tokens import schemas, service
 from api.validation import Blueprint
@@ -10,8 +14,17 @@ from api.validation import Blueprint
 blueprint = Blueprint("tokens", __name__, url_prefix="/v1/tokens", description="API tokens.")
 
 
+def token_create_limit() -> str:
+    return current_app.config["TOKEN_CREATE_LIMIT"]
+
+
+# Minting is throttled per user: tokens share the user's budget, and a flood of them is noise.
+per_user_creation = limiter.limit(token_create_limit, key_func=user_key, scope="token-create")
+
+
 @blueprint.route("", methods=["POST"])
 @authenticate(session_only=True)
+@per_user_creation
 @blueprint.arguments(schemas.TokenCreateIn)
 @blueprint.response(201, schemas.TokenCreatedOut)
 def create_token(body: dict):
@@ -22,6 +35,7 @@ def create_token(body: dict):
         body["scopes"],
         body["expires_in_days"],
         current_client(),
+        rate_limit=body["rate_limit"],
     )
     token.secret = secret  # transient: serialised once, never stored
     return token

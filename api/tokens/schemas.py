@@ -5,6 +5,9 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from api.security import ALL_SCOPES
+from api.validation import RateLimit
+
+DEFAULT_EXPIRY_DAYS = 90
 
 Name = fields.String(required=True, validate=validate.Length(min=1, max=100))
 
@@ -17,7 +20,17 @@ class TokenCreateIn(Schema):
         validate=validate.Length(min=1, max=len(ALL_SCOPES)),
     )
     expires_in_days = fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(min=1, max=365)
+        load_default=DEFAULT_EXPIRY_DAYS,
+        allow_none=True,
+        validate=validate.Range(min=1, max=365),
+        metadata={"description": "Days until it expires (default 90); null: never."},
+    )
+    rate_limit = RateLimit(
+        load_default=None,
+        metadata={
+            "description": "A limit of this token's own, e.g. '10/minute'; the account's "
+            "limit applies as well, so it can only be lower."
+        },
     )
 
 
@@ -31,6 +44,7 @@ class TokenOut(Schema):
     prefix = fields.String()
     last_four = fields.String()
     scopes = fields.List(fields.String())
+    rate_limit = fields.String(allow_none=True)
     created_at = fields.DateTime()
     expires_at = fields.DateTime(allow_none=True)
     last_used_at = fields.DateTime(allow_none=True)

@@ -30,12 +30,20 @@ USED_KEY = "mg:apitoken-used:{}"
 CACHE_SECONDS = 60
 
 
+class MalformedToken(Unauthorized):
+    """A token that fails its checksum: refused without any lookup, and not worth counting."""
+
+    code = "invalid_token"
+    message = "The API token is invalid."
+
+
 @dataclass(frozen=True)
 class ResolvedToken:
     id: int
     user_id: int
     scopes: frozenset[str]
     expires_at: datetime | None
+    rate_limit: str | None = None
 
 
 def _live_filter(now: datetime):
@@ -46,9 +54,17 @@ def _live_filter(now: datetime):
 
 
 def create_token(
-    user: User, name: str, scopes: list[str], expires_in_days: int | None, client: Client
+    user: User,
+    name: str,
+    scopes: list[str],
+    expires_in_days: int | None,
+    client: Client,
+    rate_limit: str | None = None,
 ) -> tuple[ApiToken, str]:
-    """Mint a token; the clear text is returned here and never again."""
+    """Mint a token; the clear text is returned here and never again.
+
+    `expires_in_days=None` makes a token that never expires (the route defaults to 90).
+    """
     now = utcnow()
     live = db.session.scalar(
         select(func.count()).where(ApiToken.user_id == user.id, *_live_filter(now))
@@ -66,6 +82,7 @@ def create_token(
         prefix=secret[:7],
         last_four=secret[-4:],
         scopes=sorted(set(scopes)),
+        rate_limit=rate_limit,
         expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
     )
     db.session.add(token)
@@ -107,12 +124,27 @@ def revoke_token(user: User, token_id: int, client: Client) -> None:
     _forget(token.token_hash)
 
 
-def _forget(token_hash: str) -> None:
+def revoke_user_tokens(user_id: int, reason: str, client: Client) -> int:
+    """Revoke every live token of a user (account recovery); returns how many."""
+    now = utcnow()
+    tokens = list(
+        db.session.scalars(select(ApiToken).where(ApiToken.user_id == user_id, *_live_filter(now)))
+    )
+    for token in tokens:
+        token.revoked_at = now
+    if tokens:
+        record_event("token_revoke_all", client, user_id=user_id, reason=reason, count=len(tokens))
+    db.session.flush()
+    _forget(*(token.token_hash for token in tokens))
+    return len(tokens)
+
+
+def _forget(*token_hashes: str) -> None:
     cache = redis_client.client
-    if cache is None:
+    if cache is None or not token_hashes:
         return
     try:
-        cache.delete(CACHE_KEY.format(token_hash))
+        cache.delete(*(CACHE_KEY.format(token_hash) for token_hash in token_hashes))
     except redis.RedisError as error:
         redis_client.report_failure("api token cache", error)
 
@@ -135,6 +167,7 @@ def _cached(token_hash: str) -> ResolvedToken | None:
         user_id=data["user_id"],
         scopes=frozenset(data["scopes"]),
         expires_at=datetime.fromtimestamp(expires, UTC) if expires is not None else None,
+        rate_limit=data.get("rate_limit"),
     )
 
 
@@ -147,6 +180,7 @@ def _remember(token_hash: str, token: ResolvedToken) -> None:
         "user_id": token.user_id,
         "scopes": sorted(token.scopes),
         "expires_at": token.expires_at.timestamp() if token.expires_at else None,
+        "rate_limit": token.rate_limit,
     }
     try:
         cache.set(CACHE_KEY.format(token_hash), json.dumps(data), ex=CACHE_SECONDS)
@@ -157,14 +191,16 @@ def _remember(token_hash: str, token: ResolvedToken) -> None:
 def resolve_token(secret: str) -> ResolvedToken:
     """Find the live token behind `secret`; a malformed one is refused without any lookup."""
     if not has_valid_checksum(secret):
-        raise Unauthorized("The API token is invalid.", code="invalid_token")
+        raise MalformedToken()
     token_hash = hash_token(secret)
     resolved = _cached(token_hash)
     if resolved is None:
         row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
         if row is None or row.revoked_at is not None:
             raise Unauthorized("The API token is invalid or revoked.", code="invalid_token")
-        resolved = ResolvedToken(row.id, row.user_id, frozenset(row.scopes), row.expires_at)
+        resolved = ResolvedToken(
+            row.id, row.user_id, frozenset(row.scopes), row.expires_at, row.rate_limit
+        )
         _remember(token_hash, resolved)
     if resolved.expires_at is not None and resolved.expires_at <= utcnow():
         raise Unauthorized("The API token has expired.", code="token_expired")

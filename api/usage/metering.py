@@ -3,7 +3,9 @@
 The row is written straight to the database (never buffered in Redis), so a
 Redis restart cannot lose a call. A view fills `meter()` with the model and token
 counts. For a streamed answer the row is written when the stream closes, with
-what was actually sent.
+what was actually sent. A call refused with 429 writes no row of its own: it adds
+one to its user's count for the day and endpoint (`rejected_calls`), so a client
+hammering its limit cannot grow the database without bound.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, has_app_context
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from api.db_types import utcnow
 from api.errors import APIError
 from api.extensions import db
 from api.observability.tracing import current_trace_id
-from api.usage.models import InferenceRecord
+from api.usage.models import InferenceRecord, RejectedCalls
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
@@ -56,10 +60,24 @@ def save_record(app: Flask, usage: Meter) -> None:
             _write_record(usage)
 
 
-def _write_record(usage: Meter) -> None:
-    """Commit one usage row; a database failure is logged, never raised."""
-    latency_ms = (time.perf_counter() - usage.started) * 1000
-    record = InferenceRecord(
+def _count_rejection(usage: Meter) -> None:
+    """Add one to the user's 429 count for today and this endpoint (an upsert)."""
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = RejectedCalls.__table__
+    statement = insert(table).values(
+        user_id=usage.user_id, day=utcnow().date(), endpoint=usage.endpoint, count=1
+    )
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.user_id, table.c.day, table.c.endpoint],
+            set_={"count": table.c.count + 1},
+        )
+    )
+
+
+def _record(usage: Meter) -> InferenceRecord:
+    return InferenceRecord(
         user_id=usage.user_id,
         token_id=usage.token_id,
         endpoint=usage.endpoint,
@@ -67,11 +85,18 @@ def _write_record(usage: Meter) -> None:
         status=usage.status,
         tokens_in=usage.tokens_in,
         tokens_out=usage.tokens_out,
-        latency_ms=round(latency_ms, 3),
+        latency_ms=round((time.perf_counter() - usage.started) * 1000, 3),
         trace_id=usage.trace_id,
     )
+
+
+def _write_record(usage: Meter) -> None:
+    """Commit one usage row (or a 429's count); a database failure is logged, never raised."""
     try:
-        db.session.add(record)
+        if usage.status == 429:
+            _count_rejection(usage)
+        else:
+            db.session.add(_record(usage))
         db.session.commit()
     except SQLAlchemyError as error:
         db.session.rollback()

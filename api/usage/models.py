@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -45,3 +45,16 @@ class HistoryEntry(db.Model):  # type: ignore[name-defined]
     completion_tokens: Mapped[int] = mapped_column(default=0)
     trace_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RejectedCalls(db.Model):  # type: ignore[name-defined]
+    """Calls refused with 429, counted per user, UTC day and endpoint: one row, not one per call."""
+
+    __tablename__ = "rejected_calls"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)

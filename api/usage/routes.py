@@ -1,4 +1,8 @@
-"""`/v1/usage`: what the signed-in user (or one of their tokens) used, per day."""
+"""`/v1/usage` and `/v1/history`: what the user used, and the completions they kept.
+
+Usage needs the `usage` scope. History needs `generate`, and an API token sees and
+deletes only the completions it made itself; a login session sees them all.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +16,19 @@ blueprint = Blueprint("usage", __name__, url_prefix="/v1", description="Usage an
 
 
 @blueprint.route("/usage", methods=["GET"])
-@authenticate()
+@authenticate(scope="usage")
 @blueprint.arguments(schemas.UsageArgs, location="query")
 @blueprint.response(200, schemas.UsageOut)
 def usage(args: dict):
     """Requests, tokens and errors per day, token and endpoint."""
-    rows = service.summarize_usage(
-        args["days"], user_id=current_principal().user.id, token_id=args["token"]
-    )
-    return {"days": args["days"], "data": rows}
+    user_id = current_principal().user.id
+    rows = service.summarize_usage(args["days"], user_id=user_id, token_id=args["token"])
+    rejected = service.summarize_rejections(args["days"], user_id=user_id)
+    return {"days": args["days"], "data": rows, "rate_limited": rejected}
 
 
 @blueprint.route("/usage.csv", methods=["GET"])
-@authenticate()
+@authenticate(scope="usage")
 @blueprint.arguments(schemas.UsageArgs, location="query")
 @blueprint.response(200, content_type="text/csv")
 def usage_csv(args: dict):
@@ -40,19 +44,23 @@ def usage_csv(args: dict):
 
 
 @blueprint.route("/history", methods=["GET"])
-@authenticate()
+@authenticate(scope="generate")
 @blueprint.arguments(schemas.HistoryArgs, location="query")
 @blueprint.response(200, schemas.HistoryOut)
 def history(args: dict):
-    """Your completions, newest first (page with `before`)."""
-    user_id = current_principal().user.id
-    return {"data": service.list_history(user_id, args["limit"], args["before"])}
+    """Your completions, newest first (page with `before`); a token sees its own only."""
+    principal = current_principal()
+    entries = service.list_history(
+        principal.user.id, args["limit"], args["before"], token_id=principal.token_id
+    )
+    return {"data": entries}
 
 
 @blueprint.route("/history/<int:entry_id>", methods=["DELETE"])
-@authenticate()
+@authenticate(scope="generate")
 @blueprint.response(204)
 def delete_history(entry_id: int):
-    """Forget one completion."""
-    service.delete_history(current_principal().user.id, entry_id)
+    """Forget one completion (a token: one it made)."""
+    principal = current_principal()
+    service.delete_history(principal.user.id, entry_id, token_id=principal.token_id)
     return ""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from api.validation import Id
+
 
 class UsageArgs(Schema):
     days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=366))
-    token = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    token = Id(load_default=None)
 
 
 class UsageRow(Schema):
@@ -21,14 +23,25 @@ class UsageRow(Schema):
     errors = fields.Integer()
 
 
+class RejectedRow(Schema):
+    date = fields.String()
+    user_id = fields.Integer()
+    endpoint = fields.String()
+    count = fields.Integer(metadata={"description": "Calls refused with 429 that day."})
+
+
 class UsageOut(Schema):
     days = fields.Integer()
     data = fields.List(fields.Nested(UsageRow))
+    rate_limited = fields.List(
+        fields.Nested(RejectedRow),
+        metadata={"description": "Calls refused with 429, per day and endpoint (not in data)."},
+    )
 
 
 class HistoryArgs(Schema):
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    before = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    before = Id(load_default=None)
 
 
 class HistoryEntryOut(Schema):

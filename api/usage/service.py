@@ -12,7 +12,7 @@ from sqlalchemy import case, func, select
 from api.db_types import utcnow
 from api.errors import NotFound
 from api.extensions import db
-from api.usage.models import HistoryEntry, InferenceRecord
+from api.usage.models import HistoryEntry, InferenceRecord, RejectedCalls
 
 COLUMNS = [
     "date",
@@ -57,6 +57,22 @@ def summarize_usage(
     ]
 
 
+def summarize_rejections(days: int, *, user_id: int | None = None) -> list[dict[str, Any]]:
+    """Calls refused with 429 per UTC day, user and endpoint over the last `days` days."""
+    since = (utcnow() - timedelta(days=days - 1)).date()
+    query = (
+        select(RejectedCalls)
+        .where(RejectedCalls.day >= since)
+        .order_by(RejectedCalls.day, RejectedCalls.user_id, RejectedCalls.endpoint)
+    )
+    if user_id is not None:
+        query = query.where(RejectedCalls.user_id == user_id)
+    return [
+        {"date": str(row.day), "user_id": row.user_id, "endpoint": row.endpoint, "count": row.count}
+        for row in db.session.scalars(query)
+    ]
+
+
 def usage_csv(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
@@ -93,17 +109,26 @@ def save_history(
     return entry
 
 
-def list_history(user_id: int, limit: int, before: int | None) -> list[HistoryEntry]:
-    """The user's completions, newest first; `before` pages by id."""
+def list_history(
+    user_id: int, limit: int, before: int | None, *, token_id: int | None = None
+) -> list[HistoryEntry]:
+    """The user's completions (only `token_id`'s, if given), newest first; `before` pages by id."""
     query = select(HistoryEntry).where(HistoryEntry.user_id == user_id)
+    if token_id is not None:
+        query = query.where(HistoryEntry.token_id == token_id)
     if before is not None:
         query = query.where(HistoryEntry.id < before)
     return list(db.session.scalars(query.order_by(HistoryEntry.id.desc()).limit(limit)))
 
 
-def delete_history(user_id: int, entry_id: int) -> None:
+def delete_history(user_id: int, entry_id: int, *, token_id: int | None = None) -> None:
+    """Delete one of the user's completions (only one `token_id` made, when given)."""
     entry = db.session.get(HistoryEntry, entry_id)
-    if entry is None or entry.user_id != user_id:
+    if (
+        entry is None
+        or entry.user_id != user_id
+        or (token_id is not None and entry.token_id != token_id)
+    ):
         raise NotFound("No such history entry.", code="history_not_found")
     db.session.delete(entry)
     db.session.commit()

@@ -1,4 +1,6 @@
-"""Brute force: per-account login failures, per-IP and per-email limits, in real Redis."""
+"""Brute force: per-account login failures and per-IP limits, in real Redis.
+
+Mail limits per address are in tests/security/test_lockout.py."""
 
 from __future__ import annotations
 
@@ -48,17 +50,3 @@ def test_per_ip_limit_on_account_endpoints(make_app, redis_url, redis_db):
         for i in range(6)
     ]
     assert statuses == [202] * 4 + [429] * 2
-
-
-def test_per_email_limit_leaves_other_addresses_alone(make_app, redis_url, redis_db):
-    app = limited_app(make_app, redis_url, EMAIL_ACTION_LIMIT="2 per hour")
-    client = app.test_client()
-    same = [
-        client.post("/v1/auth/resend-verification", json={"email": "same@example.org"}).status_code
-        for _ in range(3)
-    ]
-    assert same == [202, 202, 429]
-    assert (
-        client.post("/v1/auth/resend-verification", json={"email": "other@example.org"}).status_code
-        == 202
-    )

@@ -22,7 +22,7 @@ MODELS = "all-minilm-l6-v2,storyteller"
 
 @pytest.fixture
 def served(make_app):
-    app = make_app(MODELS=MODELS)
+    app = make_app(MODELS=MODELS, INFERENCE_PER_USER=32)
     account = make_account(app)
     return app, account, bearer(account.mint()["token"])
 
@@ -222,7 +222,7 @@ def test_embedding_calls_are_metered_with_their_tokens(served):
 
 
 def test_full_generation_queue_answers_503_with_retry_after(make_app):
-    app = make_app(MODELS=MODELS, GENERATION_SLOTS=1, INFERENCE_QUEUE_SIZE=1)
+    app = make_app(MODELS=MODELS, GENERATION_SLOTS=1, GENERATION_QUEUE_SIZE=1)
     account = make_account(app)
     headers = bearer(account.mint()["token"])
     short = {"prompt": "Once", "max_tokens": 2}
@@ -294,7 +294,7 @@ def test_embedding_cache_returns_identical_vectors(make_app, redis_url, redis_db
     first = post(
         account, headers, "/v1/embeddings", {"input": ["cached sentence", "another"]}
     ).get_json()
-    assert len(redis_db.keys("mg:emb:all-minilm-l6-v2:*")) == 2
+    assert len(redis_db.keys(f"mg:emb:{account.user_id}:all-minilm-l6-v2:*")) == 2
     second = post(
         account, headers, "/v1/embeddings", {"input": ["another", "cached sentence"]}
     ).get_json()

@@ -26,6 +26,7 @@ def live(tmp_path, live_database, redis_url, redis_db):
         "RATE_LIMIT_DEFAULT": "10000/minute",
         "EMBEDDING_CACHE_TTL_S": "0",  # measure the model, not the cache
         "GUNICORN_THREADS": "32",
+        "INFERENCE_PER_USER": "64",  # one user sends 32 at once here, to see them batched
     }
     with gunicorn(env, tmp_path, workers=1) as base:
         yield base, token
