@@ -26,6 +26,7 @@ from api.config import Config
 from api.errors import register_error_handlers
 from api.extensions import cors, db, jwt, limiter, mail, migrate, openapi, redis_client
 from api.health.routes import blueprint as health
+from api.inference.completions import blueprint as completions
 from api.inference.registry import models as model_registry
 from api.inference.routes import blueprint as inference
 from api.tokens.routes import blueprint as tokens
@@ -92,5 +93,5 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    for blueprint in (health, auth, admin, tokens, usage, inference):
+    for blueprint in (health, auth, admin, tokens, usage, inference, completions):
         openapi.register_blueprint(blueprint)

@@ -2,8 +2,10 @@
 
 Views raise an `APIError` (or a subclass); routing errors, Werkzeug's HTTP
 exceptions, webargs validation failures and unexpected exceptions are all turned
-into `{"error": {"code", "message", "trace_id", "details"}}` here. No stack trace
-or internal detail ever reaches the client.
+into `{"error": {"code", "message", "type", "param", "trace_id", "details"}}` here
+(`type` and `param` are OpenAI's, so its clients show them). A database that
+cannot be reached is a 503 with `Retry-After`. No stack trace or internal detail
+ever reaches the client.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from flask import Flask, Response, jsonify
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+from api.contract import ERROR_TYPES
 from api.observability.tracing import current_trace_id
 
 log = logging.getLogger(__name__)
@@ -67,6 +72,12 @@ class ValidationFailed(APIError):
     status, code, message = 400, "validation_error", "Some fields are invalid."
 
 
+class Unprocessable(APIError):
+    """Well formed, but not possible: the document allows it, the model or the account does not."""
+
+    status, code, message = 422, "unprocessable", "The request cannot be carried out as given."
+
+
 class Unauthorized(APIError):
     status, code, message = 401, "unauthorized", "Missing or invalid credentials."
 
@@ -111,19 +122,41 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """Build the one error body with its status and headers."""
-    body = {
-        "error": {
-            "code": code,
-            "message": message,
-            "trace_id": current_trace_id(),
-            "details": details or {},
-        }
-    }
-    response = jsonify(body)
+    response = jsonify(error_body(status, code, message, details))
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def error_body(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The one error shape, as a dict (for a response, or an error event in a stream)."""
+    details = details or {}
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "type": ERROR_TYPES.get(
+                status, "server_error" if status >= 500 else "invalid_request_error"
+            ),
+            "param": _param(details) if status in PARAM_STATUSES else None,
+            "trace_id": current_trace_id(),
+            "details": details,
+        }
+    }
+
+
+PARAM_STATUSES = {400, 404, 422}  # where `details` names fields
+
+
+def _param(details: dict[str, Any]) -> str | None:
+    """The first field named in `details` (OpenAI's `param`), or None (`_body`, `_query`)."""
+    for name, value in details.items():
+        if isinstance(value, list | dict) and not name.startswith("_"):
+            return name
+    return None
 
 
 def _flatten_messages(messages: Any) -> dict[str, Any]:
@@ -162,6 +195,20 @@ def handle_http_exception(error: HTTPException) -> Response:
     return error_response(status, code, message, headers=headers)
 
 
+def handle_database_down(error: DBAPIError) -> Response:
+    """A database that cannot be reached is a dependency down (503), not a bug."""
+    unreachable = isinstance(error.orig, psycopg.OperationalError)  # connecting, cut, cancelled
+    if not (error.connection_invalidated or unreachable):
+        return handle_unexpected(error)
+    log.error("database unavailable", extra={"error.type": type(error.orig).__name__})
+    return error_response(
+        503,
+        "database_unavailable",
+        "The service cannot reach its database; retry shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
 def handle_unexpected(error: Exception) -> Response:
     log.exception("unhandled exception", exc_info=error)
     return error_response(500, "internal_error", "Internal server error.")
@@ -171,4 +218,5 @@ def register_error_handlers(app: Flask) -> None:
     """Answer every error with the JSON shape (registered after flask-smorest's own)."""
     app.register_error_handler(APIError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(DBAPIError, handle_database_down)
     app.register_error_handler(Exception, handle_unexpected)

@@ -16,12 +16,12 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_mail import Mail
 from flask_migrate import Migrate
-from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from prometheus_client import Counter
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from api.contract import ContractApi
 from api.observability.metrics import count_rate_limit_rejection
 
 # Explicit constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
@@ -90,4 +90,4 @@ limiter = Limiter(key_func=get_remote_address, on_breach=count_rate_limit_reject
 mail = Mail()
 cors = CORS()
 redis_client = RedisClient()
-openapi = Api()
+openapi = ContractApi()

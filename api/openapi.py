@@ -1,8 +1,9 @@
 """The OpenAPI 3 document (`/v1/openapi.json`) and Swagger UI (`/docs`), served offline.
 
-flask-smorest builds the document from the blueprints' schemas; Swagger UI's
-JavaScript and CSS come from the `swagger-ui-bundle` package, so `/docs` works
-with no internet access.
+flask-smorest builds the document from the blueprints' schemas, and
+`api.contract` adds what every operation shares (errors, security, headers);
+Swagger UI's JavaScript and CSS come from the `swagger-ui-bundle` package, so
+`/docs` works with no internet access.
 """
 
 from __future__ import annotations
@@ -10,9 +11,16 @@ from __future__ import annotations
 import swagger_ui_bundle
 from flask import Blueprint, Flask, Response, send_from_directory
 
+from api.contract import SECURITY_SCHEMES, ContractPlugin, field_properties
 from api.extensions import openapi
 
 assets = Blueprint("docs_assets", __name__)
+DESCRIPTION = """PyTorch models behind an authenticated, rate-limited, metered API.
+
+Every error is `{"error": {"code", "message", "type", "param", "trace_id", "details"}}`:
+400 when a request breaks this document (`details` names each field), 422 when it fits the
+document but not the model or the account (a prompt longer than the model's window, a
+common password, a used link). Every answer carries `X-Trace-Id`."""
 
 
 @assets.get("/docs/assets/<path:filename>")
@@ -24,15 +32,11 @@ def init_app(app: Flask) -> None:
     openapi.init_app(
         app,
         spec_kwargs={
-            "info": {"description": "PyTorch models behind an authenticated, metered API."},
+            "info": {"description": DESCRIPTION},
+            "extra_plugins": [ContractPlugin()],
         },
     )
-    openapi.spec.components.security_scheme(
-        "bearer",
-        {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "An API token (mg_...) or a session access token.",
-        },
-    )
+    for name, scheme in SECURITY_SCHEMES.items():
+        openapi.spec.components.security_scheme(name, scheme)
+    openapi.ma_plugin.converter.add_attribute_function(field_properties)
     app.register_blueprint(assets)

@@ -31,6 +31,7 @@ from flask import current_app, g
 from flask_limiter.util import get_remote_address
 from limits import parse
 
+from api.contract import declare
 from api.errors import TooManyRequests
 from api.extensions import limiter, redis_client
 
@@ -76,7 +77,7 @@ _token_budget = limiter.shared_limit(
 
 def api_rate_limit(view):  # type: ignore[no-untyped-def]
     """The user's budget, and the token's own lower one when it has one."""
-    return _user_budget(_token_budget(view))
+    return declare(_user_budget(_token_budget(view)), rate_limited=True)
 
 
 def allow(limit: str, namespace: str, identifier: str) -> bool:

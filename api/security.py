@@ -26,6 +26,7 @@ from flask_jwt_extended.exceptions import JWTDecodeError
 from jwt import ExpiredSignatureError, InvalidTokenError
 
 from api.auth.models import User
+from api.contract import declare
 from api.errors import Forbidden, Unauthorized
 from api.extensions import db
 from api.ratelimits import check_auth_failures, record_auth_failure
@@ -134,6 +135,7 @@ def authenticate(
                 raise Forbidden("Only administrators may do this.", code="admin_required")
             return view(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        auth = {"session_only": session_only, "scope": scope, "admin": admin}
+        return declare(wrapper, auth=auth)  # type: ignore[return-value]
 
     return decorator

@@ -7,6 +7,7 @@ into the one error shape with each field named in `details`.
 
 from __future__ import annotations
 
+import http
 from typing import Any
 
 import flask_smorest
@@ -25,6 +26,16 @@ class Blueprint(flask_smorest.Blueprint):
     """A flask-smorest blueprint whose validation errors are 400s."""
 
     ARGUMENTS_PARSER = Parser()
+
+    def errors(self, *statuses: int):  # type: ignore[no-untyped-def]
+        """Document the error statuses a view raises itself (each with the Error component)."""
+
+        def decorator(view):  # type: ignore[no-untyped-def]
+            for status in statuses:
+                view = self.alt_response(status, response=http.HTTPStatus(status).name)(view)
+            return view
+
+        return decorator
 
 
 class Id(fields.Integer):

@@ -23,6 +23,7 @@ def list_users(args: dict):
 
 @blueprint.route("/users/<int:user_id>", methods=["GET"])
 @authenticate(admin=True)
+@blueprint.errors(404)
 @blueprint.response(200, schemas.AdminUserOut)
 def get_user(user_id: int):
     """One user."""
@@ -31,6 +32,7 @@ def get_user(user_id: int):
 
 @blueprint.route("/users/<int:user_id>", methods=["PATCH"])
 @authenticate(admin=True)
+@blueprint.errors(404, 409)
 @blueprint.arguments(schemas.UserUpdateIn)
 @blueprint.response(200, schemas.AdminUserOut)
 def update_user(changes: dict, user_id: int):

@@ -58,7 +58,7 @@ def _client_ip() -> str:
 
 def _password_failed(response: Response) -> bool:
     """A wrong password: login's 401, or change-password's `wrong_password`."""
-    if response.status_code not in (400, 401):
+    if response.status_code not in (401, 422):
         return False
     body = response.get_json(silent=True) or {}
     return body.get("error", {}).get("code") in {"invalid_credentials", "wrong_password"}
@@ -101,6 +101,7 @@ def _session_response(user, tokens: sessions.Tokens):
 
 @blueprint.route("/register", methods=["POST"])
 @per_ip
+@blueprint.errors(422, 429)
 @blueprint.arguments(schemas.RegisterIn)
 @blueprint.response(202, schemas.MessageOut)
 def register(body: dict):
@@ -111,6 +112,7 @@ def register(body: dict):
 
 @blueprint.route("/verify-email", methods=["POST"])
 @per_ip
+@blueprint.errors(422, 429)
 @blueprint.arguments(schemas.TokenIn)
 @blueprint.response(200, schemas.UserOut)
 def verify_email(body: dict):
@@ -120,6 +122,7 @@ def verify_email(body: dict):
 
 @blueprint.route("/resend-verification", methods=["POST"])
 @per_ip
+@blueprint.errors(429)
 @blueprint.arguments(schemas.EmailIn)
 @blueprint.response(202, schemas.MessageOut)
 def resend_verification(body: dict):
@@ -131,6 +134,7 @@ def resend_verification(body: dict):
 @blueprint.route("/login", methods=["POST"])
 @per_ip
 @limit_password_failures
+@blueprint.errors(401, 403, 429)
 @blueprint.arguments(schemas.LoginIn)
 @blueprint.response(200, schemas.SessionOut)
 def login(body: dict):
@@ -140,6 +144,8 @@ def login(body: dict):
 
 
 @blueprint.route("/refresh", methods=["POST"])
+@blueprint.doc(security=[{"refreshCookie": [], "csrfHeader": []}])
+@blueprint.errors(401)
 @blueprint.response(200, schemas.SessionOut)
 def refresh():
     """Rotate the refresh cookie (CSRF header required) and get a new access token."""
@@ -163,6 +169,7 @@ def logout():
 
 @blueprint.route("/forgot-password", methods=["POST"])
 @per_ip
+@blueprint.errors(429)
 @blueprint.arguments(schemas.EmailIn)
 @blueprint.response(202, schemas.MessageOut)
 def forgot_password(body: dict):
@@ -173,6 +180,7 @@ def forgot_password(body: dict):
 
 @blueprint.route("/reset-password", methods=["POST"])
 @per_ip
+@blueprint.errors(422, 429)
 @blueprint.arguments(schemas.ResetPasswordIn)
 @blueprint.response(200, schemas.MessageOut)
 def reset_password(body: dict):
@@ -202,6 +210,7 @@ def update_me(body: dict):
 @authenticate(session_only=True)
 @per_ip
 @limit_password_failures
+@blueprint.errors(422)
 @blueprint.arguments(schemas.ChangePasswordIn)
 @blueprint.response(200, schemas.MessageOut)
 def change_password(body: dict):

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-# Hard caps before any hashing; the password policy gives the friendly limits.
+from api.auth.passwords import MAX_LENGTH, MIN_LENGTH
+
+
+class PasswordLength(validate.Length):
+    message_all = "Use at least {min} and at most {max} characters."
+
+
+# Hard caps before any hashing; a new password must also meet the policy (422 if common).
 Email = fields.Email(required=True, validate=validate.Length(max=254))
 Password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+NewPassword = fields.String(
+    required=True,
+    validate=PasswordLength(min=MIN_LENGTH, max=MAX_LENGTH),
+    metadata={"description": "12-128 characters of anything; common passwords are refused."},
+)
 Token = fields.String(required=True, validate=validate.Length(min=16, max=256))
 Name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
 
 
 class RegisterIn(Schema):
     email = Email
-    password = Password
+    password = NewPassword
     name = Name
 
 
@@ -32,12 +44,12 @@ class TokenIn(Schema):
 
 class ResetPasswordIn(Schema):
     token = Token
-    password = Password
+    password = NewPassword
 
 
 class ChangePasswordIn(Schema):
     current_password = Password
-    new_password = Password
+    new_password = NewPassword
 
 
 class ProfileIn(Schema):

@@ -33,7 +33,7 @@ from api.auth.passwords import (
 )
 from api.auth.sessions import Tokens, revoke_user_sessions, start_session
 from api.db_types import utcnow
-from api.errors import Forbidden, Unauthorized, ValidationFailed
+from api.errors import Forbidden, Unauthorized, Unprocessable
 from api.extensions import db
 from api.ratelimits import allow
 from api.tokens.service import revoke_user_tokens
@@ -50,7 +50,7 @@ def find_user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalise_email(email)))
 
 
-class WrongPassword(ValidationFailed):
+class WrongPassword(Unprocessable):
     """The current password given to change-password is wrong (counted like a failed login)."""
 
     code = "wrong_password"
@@ -81,7 +81,9 @@ def may_mail(email: str, client: Client) -> bool:
 def _check_password_policy(password: str, field: str = "password") -> None:
     problem = password_problem(password)
     if problem:
-        raise ValidationFailed(details={field: [problem]})
+        raise Unprocessable(
+            "Choose another password.", code="weak_password", details={field: [problem]}
+        )
 
 
 def _hash_token(token: str) -> str:
@@ -122,7 +124,7 @@ def _use_email_token(token: str, purpose: str) -> User:
     )
     if row is None or spent.rowcount != 1:  # type: ignore[attr-defined]
         db.session.rollback()
-        raise ValidationFailed(
+        raise Unprocessable(
             "This link is invalid, used or expired.",
             code="invalid_token",
             details={"token": ["Invalid, used or expired."]},

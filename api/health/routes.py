@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.errors import ServiceUnavailable
+from api.health import schemas
 from api.health.service import check_dependencies
 from api.observability.metrics import from_operator_network
 from api.validation import Blueprint
@@ -18,6 +19,7 @@ blueprint = Blueprint("health", __name__, description="Liveness and readiness pr
 
 @blueprint.route("/healthz")
 class Health(MethodView):
+    @blueprint.response(200, schemas.HealthOut)
     def get(self) -> dict:
         """The process is alive."""
         return {"status": "ok"}
@@ -25,6 +27,8 @@ class Health(MethodView):
 
 @blueprint.route("/readyz")
 class Ready(MethodView):
+    @blueprint.errors(503)
+    @blueprint.response(200, schemas.ReadyOut)
     def get(self) -> dict:
         """Every dependency answers; 503 names the one that does not."""
         checks = check_dependencies()

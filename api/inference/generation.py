@@ -14,11 +14,13 @@ import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from api.inference.chat_template import render_plain
 from api.inference.decoding import IncrementalDecoder, StopSequenceFilter
 from api.inference.errors import DeadlineExceeded
 from api.inference.runtime import count_parameters, select_device
@@ -109,6 +111,8 @@ class TextGenerator:
             self.eos_token_id = config.eos_token_id
         bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else self.eos_token_id
         self._start_ids = [] if bos is None else [int(bos)]
+        # Rendering a chat template only reads the tokenizer, so threads may share it.
+        self._chat_tokenizer = tokenizer if getattr(tokenizer, "chat_template", None) else None
         # A private, never-reconfigured copy: safe to share between request threads.
         self.tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
         self.tokenizer.no_truncation()
@@ -121,6 +125,16 @@ class TextGenerator:
         return ModelInfo(
             self.id, "text-generation", self.parameters, self.max_input, str(self.device)
         )
+
+    def chat_prompt(self, messages: Sequence[dict[str, Any]]) -> str:
+        """The prompt for a chat: the tokenizer's chat template, else the plain one."""
+        if self._chat_tokenizer is None:
+            return render_plain(messages)
+        turns = [{"role": m["role"], "content": m["content"]} for m in messages]
+        rendered = self._chat_tokenizer.apply_chat_template(
+            turns, tokenize=False, add_generation_prompt=True
+        )
+        return str(rendered)
 
     def encode(self, text: str) -> list[int]:
         """The prompt's token ids (no special tokens added)."""

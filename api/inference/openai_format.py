@@ -1,4 +1,4 @@
-"""Shaping results as the OpenAI API does: completion bodies, stream events, embeddings."""
+"""Shaping results as the OpenAI API does: completions, chat, stream chunks, embeddings."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from typing import Any
 
 def completion_id() -> str:
     return "cmpl-" + uuid.uuid4().hex
+
+
+def chat_completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex
 
 
 def encode_embedding(vector: list[float], encoding_format: str) -> list[float] | str:
@@ -44,20 +48,68 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 def completion_body(
     cid: str,
     model: str,
-    text: str = "",
-    finish_reason: str | None = None,
+    choices: list[tuple[int, str, str | None]],
     *,
     usage_: dict | None = None,
-    choices: bool = True,
 ) -> dict[str, Any]:
-    """A completion, or one chunk of a streamed one (`choices=False`: the usage chunk)."""
-    choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}
+    """A text completion, or one chunk of a streamed one: choices of (index, text, finish)."""
     body: dict[str, Any] = {
         "id": cid,
         "object": "text_completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [choice] if choices else [],
+        "choices": [
+            {"text": text, "index": index, "logprobs": None, "finish_reason": finish}
+            for index, text, finish in choices
+        ],
+    }
+    if usage_ is not None:
+        body["usage"] = usage_
+    return body
+
+
+def chat_body(
+    cid: str, model: str, choices: list[tuple[int, str, str | None]], usage_: dict
+) -> dict[str, Any]:
+    """A chat completion: choices of (index, text, finish)."""
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": index,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+            for index, text, finish in choices
+        ],
+        "usage": usage_,
+    }
+
+
+def chat_chunk(
+    cid: str,
+    model: str,
+    index: int | None,
+    delta: dict[str, str] | None = None,
+    finish_reason: str | None = None,
+    *,
+    usage_: dict | None = None,
+) -> dict[str, Any]:
+    """One `chat.completion.chunk`; `index=None` makes the closing usage chunk (no choices)."""
+    body: dict[str, Any] = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": []
+        if index is None
+        else [
+            {"index": index, "delta": delta or {}, "logprobs": None, "finish_reason": finish_reason}
+        ],
     }
     if usage_ is not None:
         body["usage"] = usage_

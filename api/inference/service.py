@@ -3,7 +3,7 @@
 Functions take plain values and keyword arguments, never the request: the routes
 parse and validate the body, call these, and shape the answer. Limits that need
 the model (token counts against its window) are checked here and raised as
-`ValidationFailed` naming the field; a full queue raises `QueueFull` (503), a missed
+`Unprocessable` (422) naming the field; a full queue raises `QueueFull` (503), a missed
 deadline `DeadlineExceeded` (504), an unknown model `ModelNotFound` (404). Deadlines
 are `time.monotonic()` values; None means now + `INFERENCE_TIMEOUT_S`.
 """
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from api.errors import ValidationFailed
+from api.errors import Unprocessable
 from api.inference.registry import models
 from api.observability.tracing import bind_trace_id, current_trace_id, reset_trace_id
 
@@ -67,18 +67,16 @@ def embed_texts(
     batcher = served.batcher
     assert batcher is not None
     if not texts:
-        raise ValidationFailed(details={"input": ["Give at least one text."]})
+        raise Unprocessable(details={"input": ["Give at least one text."]})
     if len(texts) > batcher.max_queue:
-        raise ValidationFailed(
-            details={"input": [f"Give at most {batcher.max_queue} texts per request."]}
-        )
+        raise Unprocessable(details={"input": [f"Give at most {batcher.max_queue} texts."]})
     too_long = [
         f"input[{index}] is {tokens} tokens; {model.id} reads at most {model.max_input}."
         for index, text in enumerate(texts)
         if (tokens := model.count_tokens(text)) > model.max_input
     ]
     if too_long:
-        raise ValidationFailed("Some inputs are too long.", details={"input": too_long})
+        raise Unprocessable("Some inputs are too long.", details={"input": too_long})
     results = batcher.run(list(texts), deadline=deadline)
     return EmbeddingResult(
         model=model.id,
@@ -234,10 +232,22 @@ def complete(
     )
 
 
+def chat_prompt(model_id: str | None, messages: Sequence[dict]) -> str:
+    """Render `messages` into the prompt of `model_id` (its chat template, or the plain one)."""
+    generator: TextGenerator = models.serve(model_id, task="text-generation").model  # type: ignore[assignment]
+    return generator.chat_prompt(messages)
+
+
+def room_to_generate(model_id: str | None, prompt: str, ceiling: int) -> int:
+    """How many tokens fit after `prompt` in the model's window, at most `ceiling` (at least 1)."""
+    generator: TextGenerator = models.serve(model_id, task="text-generation").model  # type: ignore[assignment]
+    return max(1, min(ceiling, generator.max_input - generator.count_tokens(prompt)))
+
+
 def check_completion(
     generator: TextGenerator, prompt: str, max_tokens: int, temperature: float, top_p: float
 ) -> None:
-    """Raise ValidationFailed naming each field the model cannot accept."""
+    """Raise Unprocessable (422) naming each field the model cannot accept."""
     errors: dict[str, list[str]] = {}
     if max_tokens < 1:
         errors["max_tokens"] = ["Must be 1 or more."]
@@ -255,4 +265,4 @@ def check_completion(
             f"({prompt_tokens} prompt tokens, a window of {window})."
         ]
     if errors:
-        raise ValidationFailed(details=errors)
+        raise Unprocessable("The model cannot take this request.", details=errors)

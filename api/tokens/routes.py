@@ -25,6 +25,7 @@ per_user_creation = limiter.limit(token_create_limit, key_func=user_key, scope="
 @blueprint.route("", methods=["POST"])
 @authenticate(session_only=True)
 @per_user_creation
+@blueprint.errors(409)
 @blueprint.arguments(schemas.TokenCreateIn)
 @blueprint.response(201, schemas.TokenCreatedOut)
 def create_token(body: dict):
@@ -51,6 +52,7 @@ def list_tokens():
 
 @blueprint.route("/<int:token_id>", methods=["PATCH"])
 @authenticate(session_only=True)
+@blueprint.errors(404)
 @blueprint.arguments(schemas.TokenRenameIn)
 @blueprint.response(200, schemas.TokenOut)
 def rename_token(body: dict, token_id: int):
@@ -60,6 +62,7 @@ def rename_token(body: dict, token_id: int):
 
 @blueprint.route("/<int:token_id>", methods=["DELETE"])
 @authenticate(session_only=True)
+@blueprint.errors(404)
 @blueprint.response(204)
 def revoke_token(token_id: int):
     """Revoke a token; it stops working in every worker at once."""

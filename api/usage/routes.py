@@ -58,6 +58,7 @@ def history(args: dict):
 
 @blueprint.route("/history/<int:entry_id>", methods=["DELETE"])
 @authenticate(scope="generate")
+@blueprint.errors(404)
 @blueprint.response(204)
 def delete_history(entry_id: int):
     """Forget one completion (a token: one it made)."""

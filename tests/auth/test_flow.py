@@ -39,7 +39,7 @@ def test_register_verify_login_refresh_reuse_reset(mail_app, mailbox):
     assert response.get_json()["error"]["code"] == "email_not_verified"
     assert client.post("/v1/auth/verify-email", json={"token": token}).status_code == 200
     again = client.post("/v1/auth/verify-email", json={"token": token})
-    assert again.status_code == 400 and again.get_json()["error"]["details"]["token"]
+    assert again.status_code == 422 and again.get_json()["error"]["details"]["token"]
 
     # Login, me, refresh (new cookie), replay of the old cookie kills the family.
     access = login(client, address)
@@ -80,7 +80,7 @@ def test_register_verify_login_refresh_reuse_reset(mail_app, mailbox):
     twice = client.post(
         "/v1/auth/reset-password", json={"token": reset_token, "password": "yet another passphrase"}
     )
-    assert twice.status_code == 400 and twice.get_json()["error"]["code"] == "invalid_token"
+    assert twice.status_code == 422 and twice.get_json()["error"]["code"] == "invalid_token"
 
     with mail_app.app_context():
         actions = [e.action for e in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
@@ -137,7 +137,7 @@ def test_change_password_keeps_this_session_and_ends_the_others(mail_app, mailbo
         headers=bearer(mine),
         json={"current_password": "not my password!", "new_password": NEW_PASSWORD},
     )
-    assert wrong.status_code == 400 and "current_password" in wrong.get_json()["error"]["details"]
+    assert wrong.status_code == 422 and "current_password" in wrong.get_json()["error"]["details"]
     weak = client.post(
         "/v1/auth/change-password",
         headers=bearer(mine),

@@ -8,7 +8,7 @@ import time
 import pytest
 from flask import Flask
 
-from api.errors import ValidationFailed
+from api.errors import Unprocessable
 from api.inference.batcher import MicroBatcher
 from api.inference.embedding import EmbeddingModel
 from api.inference.errors import ModelNotFound
@@ -109,10 +109,10 @@ def test_service_embeds_through_the_registry(inference_context: Flask) -> None:
 
 
 def test_service_rejects_over_long_inputs_naming_them(inference_context: Flask) -> None:
-    with pytest.raises(ValidationFailed) as raised:
+    with pytest.raises(Unprocessable) as raised:
         embed_texts("all-minilm-l6-v2", ["fine", "word " * 300])
 
-    assert raised.value.status == 400
+    assert raised.value.status == 422
     assert raised.value.details["input"] == [
         "input[1] is 302 tokens; all-minilm-l6-v2 reads at most 256."
     ]

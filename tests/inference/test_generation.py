@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 
 from api.config import PROJECT_ROOT
-from api.errors import ValidationFailed
+from api.errors import Unprocessable
 from api.inference.decoding import IncrementalDecoder, StopSequenceFilter
 from api.inference.errors import DeadlineExceeded
 from api.inference.generation import GenerationStream, TextGenerator
@@ -144,11 +144,11 @@ def test_service_completes_and_streams(inference_context: Flask) -> None:
 
 
 def test_service_names_the_fields_the_model_cannot_take(inference_context: Flask) -> None:
-    with pytest.raises(ValidationFailed) as raised:
+    with pytest.raises(Unprocessable) as raised:
         complete(TINY_ID, PROMPT, max_tokens=128, top_p=0)
     assert set(raised.value.details) == {"max_tokens", "top_p"}
 
-    with pytest.raises(ValidationFailed) as raised:
+    with pytest.raises(Unprocessable) as raised:
         complete(TINY_ID, "fox " * 200, max_tokens=1)
     assert set(raised.value.details) == {"prompt"}
 

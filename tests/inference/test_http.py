@@ -59,23 +59,25 @@ def test_embeddings_shape_usage_and_base64(served):
 
 
 @pytest.mark.parametrize(
-    ("body", "field"),
+    ("body", "field", "status"),
     [
-        ({}, "input"),
-        ({"input": []}, "input"),
-        ({"input": ["x"] * 65}, "input"),
-        ({"input": [1, 2, 3]}, "input"),
-        ({"input": "x" * 9000}, "input"),
-        ({"input": "word " * 1000}, "input"),  # under the character cap, over 256 tokens
-        ({"input": "hi", "encoding_format": "int8"}, "encoding_format"),
-        ({"input": "hi", "model": ""}, "model"),
+        ({}, "input", 400),
+        ({"input": []}, "input", 400),
+        ({"input": ["x"] * 65}, "input", 400),
+        ({"input": [1, 2, 3]}, "input", 400),
+        ({"input": "x" * 9000}, "input", 400),
+        ({"input": "word " * 1000}, "input", 422),  # under the character cap, over 256 tokens
+        ({"input": "hi", "encoding_format": "int8"}, "encoding_format", 400),
+        ({"input": "hi", "model": ""}, "model", 400),
+        ({"input": "hi", "dimensions": 128}, "dimensions", 400),
     ],
 )
-def test_bad_embedding_requests_name_the_field(served, body, field):
+def test_bad_embedding_requests_name_the_field(served, body, field, status):
     _, account, headers = served
     response = post(account, headers, "/v1/embeddings", body)
-    assert response.status_code == 400, response.get_json()
-    assert field in response.get_json()["error"]["details"]
+    assert response.status_code == status, response.get_json()
+    error = response.get_json()["error"]
+    assert field in error["details"] and error["param"] == field
 
 
 def test_unknown_model_and_wrong_task_are_404(served):
@@ -124,28 +126,35 @@ def test_completion_shape_seed_and_greedy(served):
 
 
 @pytest.mark.parametrize(
-    ("change", "field"),
+    ("change", "field", "status"),
     [
-        ({"max_tokens": 257}, "max_tokens"),
-        ({"max_tokens": 0}, "max_tokens"),
-        ({"temperature": 2.5}, "temperature"),
-        ({"temperature": -1}, "temperature"),
-        ({"top_p": 0}, "top_p"),
-        ({"top_p": 1.5}, "top_p"),
-        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
-        ({"prompt": "x" * 5000}, "prompt"),
-        ({"prompt": "word " * 400}, "prompt"),  # over the model's 256-token window
-        ({"prompt": ["a", "b"]}, "prompt"),
-        ({"n": 2}, "n"),
-        ({"seed": -1}, "seed"),
-        ({"stream": "yes please"}, "stream"),
+        ({"max_tokens": 257}, "max_tokens", 400),
+        ({"max_tokens": 0}, "max_tokens", 400),
+        ({"temperature": 2.5}, "temperature", 400),
+        ({"temperature": -1}, "temperature", 400),
+        ({"top_p": 0}, "top_p", 400),
+        ({"top_p": 1.5}, "top_p", 400),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop", 400),
+        ({"prompt": "x" * 5000}, "prompt", 400),
+        ({"prompt": "word " * 400}, "prompt", 422),  # over the model's 256-token window
+        ({"prompt": ["a"] * 5}, "prompt", 400),
+        ({"n": 5}, "n", 400),
+        ({"logprobs": 2}, "logprobs", 400),
+        ({"echo": True}, "echo", 400),
+        ({"suffix": "The end."}, "suffix", 400),
+        ({"best_of": 3}, "best_of", 400),
+        ({"frequency_penalty": 0.5}, "frequency_penalty", 400),
+        ({"tools": []}, "tools", 400),
+        ({"seed": -1}, "seed", 400),
+        ({"stream": "yes please"}, "stream", 400),
     ],
 )
-def test_bad_completion_requests_name_the_field(served, change, field):
+def test_bad_completion_requests_name_the_field(served, change, field, status):
     _, account, headers = served
     response = post(account, headers, "/v1/completions", {"prompt": "Once", **change})
-    assert response.status_code == 400, response.get_json()
-    assert field in response.get_json()["error"]["details"]
+    assert response.status_code == status, response.get_json()
+    error = response.get_json()["error"]
+    assert field in error["details"] and error["param"] == field
 
 
 def test_stop_sequence_ends_with_stop(served):

@@ -34,8 +34,14 @@ FIELDS = [
 ]  # fmt: skip
 
 
+def _limits_on_redis() -> None:
+    """Start from Redis-backed limits (the limiter is process-wide; earlier tests kill Redis)."""
+    limiter._storage_dead = False
+
+
 def test_hostile_strings_in_any_field_of_any_route_get_a_400(limited_app):
     app = limited_app()
+    _limits_on_redis()
     account = make_account(app)
     token = account.mint()["token"]
     for method, path in _json_routes(app):
@@ -58,6 +64,7 @@ def test_hostile_strings_in_any_field_of_any_route_get_a_400(limited_app):
 
 def test_a_lone_surrogate_email_does_not_switch_limits_to_memory(limited_app):
     app = limited_app()
+    _limits_on_redis()
     client = app.test_client()
     for path in ("/v1/auth/login", "/v1/auth/forgot-password", "/v1/auth/register"):
         response = client.post(path, json={"email": "\ud800@example.org", "password": "x" * 20})

@@ -39,7 +39,7 @@ def test_change_password_wrong_guesses_are_limited_like_login(limited_app):
         account.client.post("/v1/auth/change-password", json=guess, headers=account.session)
         for _ in range(3)
     ]
-    assert [r.status_code for r in statuses] == [400] * 3
+    assert [r.status_code for r in statuses] == [422] * 3
     assert statuses[0].get_json()["error"]["code"] == "wrong_password"
     assert "current_password" in statuses[0].get_json()["error"]["details"]
     right = {"current_password": PASSWORD, "new_password": "a brand new passphrase"}

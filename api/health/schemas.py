@@ -1,0 +1,17 @@
+"""Schemas of the probes."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+
+class HealthOut(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["ok"]))
+
+
+class ReadyOut(HealthOut):
+    checks = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(validate=validate.OneOf(["ok", "unreachable"])),
+        metadata={"description": "Each dependency's state; shown to OPERATOR_NETWORKS only."},
+    )

@@ -1,0 +1,264 @@
+"""`/v1/completions` and `/v1/chat/completions`: OpenAI-compatible text generation.
+
+Both turn a request into choices to generate (each prompt `n` times; a chat is one
+prompt, rendered by the model's chat template) and answer them whole or as
+server-sent events. Choices run one after another inside one of the user's
+inference slots, each with `seed + j` for its `j`-th repeat, so a seeded request is
+reproducible. Every error a client can cause is raised before the first byte;
+one that happens later is sent in-band, as OpenAI does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from flask import Response, stream_with_context
+
+from api.errors import APIError, error_body
+from api.extensions import db
+from api.inference import openai_format as fmt
+from api.inference import schemas, service
+from api.inference.schemas import MAX_TOKENS
+from api.ratelimits import api_rate_limit, inference_slot
+from api.security import authenticate, current_principal
+from api.usage.metering import Meter, meter, metered
+from api.usage.service import save_history
+from api.validation import Blueprint
+
+blueprint = Blueprint("completions", __name__, url_prefix="/v1", description="Text generation.")
+
+STREAM_DOC = {
+    "responses": {
+        "200": {
+            "description": "The completion; with `stream: true`, server-sent events: one "
+            "`data: {chunk}` per piece of text, then `data: [DONE]`.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    }
+}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One generation to run: its index in the answer, its prompt and its seed."""
+
+    index: int
+    prompt: str
+    seed: int | None
+
+
+def plan_choices(prompts: list[str], n: int, seed: int | None) -> list[Choice]:
+    """Each prompt `n` times, indexed as OpenAI does (prompt * n + repeat)."""
+    return [
+        Choice(i * n + j, prompt, None if seed is None else (seed + j) % 2**63)
+        for i, prompt in enumerate(prompts)
+        for j in range(n)
+    ]
+
+
+@dataclass
+class Shape:
+    """How the answer is written: as a text completion or as a chat completion."""
+
+    new_id: Callable[[], str]
+    body: Callable[[str, str, list, dict], dict]
+    opening: Callable[[str, str, int], list[dict]]
+    piece: Callable[[str, str, int, str, str | None], dict]
+    closing: Callable[[str, str, dict], dict]
+
+
+TEXT = Shape(
+    new_id=fmt.completion_id,
+    body=lambda cid, model, choices, usage: fmt.completion_body(cid, model, choices, usage_=usage),
+    opening=lambda cid, model, index: [],
+    piece=lambda cid, model, index, text, finish: fmt.completion_body(
+        cid, model, [(index, text, finish)]
+    ),
+    closing=lambda cid, model, usage: fmt.completion_body(cid, model, [], usage_=usage),
+)
+CHAT = Shape(
+    new_id=fmt.chat_completion_id,
+    body=fmt.chat_body,
+    opening=lambda cid, model, index: [
+        fmt.chat_chunk(cid, model, index, {"role": "assistant", "content": ""})
+    ],
+    piece=lambda cid, model, index, text, finish: fmt.chat_chunk(
+        cid, model, index, {"content": text} if text else {}, finish
+    ),
+    closing=lambda cid, model, usage: fmt.chat_chunk(cid, model, None, usage_=usage),
+)
+
+
+def _options(body: dict, max_tokens: int) -> dict:
+    return {
+        "max_tokens": max_tokens,
+        "temperature": body["temperature"],
+        "top_p": body["top_p"],
+        "stop": body["stop"] or (),
+    }
+
+
+@blueprint.route("/completions", methods=["POST"])
+@authenticate(scope="generate")
+@metered("completions")
+@api_rate_limit
+@blueprint.errors(404, 422, 503, 504)
+@blueprint.arguments(schemas.CompletionIn)
+@blueprint.response(200, schemas.CompletionOut)
+@blueprint.doc(**STREAM_DOC)
+def create_completion(body: dict):
+    """Continue each prompt `n` times; `stream: true` answers server-sent events."""
+    choices = plan_choices(body["prompt"], body["n"], body["seed"])
+    return _answer(TEXT, body, choices, _options(body, body["max_tokens"]))
+
+
+@blueprint.route("/chat/completions", methods=["POST"])
+@authenticate(scope="generate")
+@metered("chat_completions")
+@api_rate_limit
+@blueprint.errors(404, 422, 503, 504)
+@blueprint.arguments(schemas.ChatCompletionIn)
+@blueprint.response(200, schemas.ChatCompletionOut)
+@blueprint.doc(**STREAM_DOC)
+def create_chat_completion(body: dict):
+    """Answer a chat (the model's chat template, docs/api.md); `stream: true` answers chunks."""
+    prompt = service.chat_prompt(body["model"], body["messages"])
+    limits = [v for v in (body["max_tokens"], body["max_completion_tokens"]) if v is not None]
+    max_tokens = (
+        min(limits) if limits else service.room_to_generate(body["model"], prompt, MAX_TOKENS)
+    )
+    choices = plan_choices([prompt], body["n"], body["seed"])
+    return _answer(CHAT, body, choices, _options(body, max_tokens))
+
+
+def _answer(shape: Shape, body: dict, choices: list[Choice], options: dict):
+    if body["stream"]:
+        include_usage = bool((body["stream_options"] or {}).get("include_usage"))
+        return _stream(shape, body["model"], choices, options, include_usage)
+    db.session.commit()  # give the connection back while the model runs
+    with inference_slot(current_principal().user.id):
+        results = [
+            service.complete(body["model"], choice.prompt, seed=choice.seed, **options)
+            for choice in choices
+        ]
+    usage = meter()
+    usage.model = results[0].model
+    usage.tokens_in = sum(result.prompt_tokens for result in results)
+    usage.tokens_out = sum(result.completion_tokens for result in results)
+    for choice, result in zip(choices, results, strict=True):
+        _keep(usage, choice.prompt, result.text, result.finish_reason, result)
+    answer = [
+        (choice.index, result.text, result.finish_reason)
+        for choice, result in zip(choices, results, strict=True)
+    ]
+    totals = fmt.usage(usage.tokens_in, usage.tokens_out)
+    return shape.body(shape.new_id(), usage.model, answer, totals)
+
+
+class TokenCounts(Protocol):
+    @property
+    def prompt_tokens(self) -> int: ...
+
+    @property
+    def completion_tokens(self) -> int: ...
+
+
+def _keep(
+    usage: Meter, prompt: str, text: str, finish_reason: str | None, counts: TokenCounts
+) -> None:
+    save_history(
+        user_id=usage.user_id,
+        token_id=usage.token_id,
+        model=usage.model or "",
+        prompt=prompt,
+        completion=text,
+        finish_reason=finish_reason,
+        prompt_tokens=counts.prompt_tokens,
+        completion_tokens=counts.completion_tokens,
+        trace_id=usage.trace_id,  # streams end after the request's trace context
+    )
+
+
+@dataclass
+class _Running:
+    """The choice being streamed, so whatever ends the stream can keep what was sent."""
+
+    choice: Choice
+    stream: service.CompletionStream
+    pieces: list[str] = field(default_factory=list)
+
+
+def _stream(
+    shape: Shape, model_id: str | None, choices: list[Choice], options: dict, include_usage: bool
+) -> Response:
+    """Start the first generation (errors still get a status), then stream every choice."""
+    held = contextlib.ExitStack()  # released when the stream ends, not when this returns
+    held.enter_context(inference_slot(current_principal().user.id, stream=True))
+    cancel = threading.Event()
+
+    def start(choice: Choice) -> _Running:
+        stream = service.stream_completion(
+            model_id, choice.prompt, cancel=cancel, seed=choice.seed, **options
+        )
+        return _Running(choice, stream)
+
+    try:
+        running = start(choices[0])
+    except BaseException:
+        held.close()
+        raise
+    usage = meter()
+    usage.model = running.stream.model
+    cid, model = shape.new_id(), running.stream.model
+    db.session.commit()  # hold no database transaction open while the stream runs
+
+    def finish(current: _Running, completed: bool) -> None:
+        current.stream.close()
+        usage.tokens_in += current.stream.prompt_tokens
+        usage.tokens_out += current.stream.completion_tokens
+        reason = current.stream.finish_reason
+        reason = reason if completed else reason or "cancelled"
+        _keep(usage, current.choice.prompt, "".join(current.pieces), reason, current.stream)
+
+    def events() -> Iterator[str]:
+        current: _Running | None = running
+        try:
+            for position, choice in enumerate(choices):
+                if position:
+                    current = start(choice)
+                assert current is not None
+                for chunk in shape.opening(cid, model, choice.index):
+                    yield fmt.sse(chunk)
+                for piece in current.stream:
+                    current.pieces.append(piece.text)
+                    if piece.text or piece.finish_reason:
+                        chunk = shape.piece(
+                            cid, model, choice.index, piece.text, piece.finish_reason
+                        )
+                        yield fmt.sse(chunk)
+                finish(current, completed=True)
+                current = None
+            if include_usage:  # OpenAI's closing chunk: no choices, the totals
+                yield fmt.sse(
+                    shape.closing(cid, model, fmt.usage(usage.tokens_in, usage.tokens_out))
+                )
+            yield fmt.sse("[DONE]")
+        except APIError as error:  # after the 200: report in-band, as OpenAI does
+            usage.status = error.status
+            yield fmt.sse(error_body(error.status, error.code, error.message, error.details))
+            yield fmt.sse("[DONE]")
+        finally:
+            cancel.set()  # the client went away, or we are done: stop generating
+            if current is not None:
+                finish(current, completed=False)
+            held.close()
+
+    return Response(
+        stream_with_context(events()),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

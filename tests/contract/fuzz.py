@@ -1,0 +1,157 @@
+"""Fuzz the OpenAPI document against a live server: schemathesis, every phase and check.
+
+`python -m tests.contract.fuzz` runs the long profile (`make fuzz`); the test suite
+runs the bounded one (`tests/contract/test_fuzz.py`). Each run makes a PostgreSQL
+database of its own with one verified admin and an API token carrying every scope,
+starts gunicorn (2 workers, real Redis), and runs schemathesis twice: once with the
+API token, once with a login session that logs in again whenever it is told 401
+(the fuzzer may log itself out). Settings live in `tests/contract/schemathesis.toml`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from api import create_app
+from api.config import TestConfig
+from api.extensions import db
+from tests.auth.conftest import PASSWORD
+from tests.conftest import migrate
+from tests.services import PG_SERVER_URL, REDIS_URL, gunicorn
+from tests.tokens.conftest import make_account
+
+HERE = Path(__file__).resolve().parent
+EMAIL = "fuzz@example.org"
+PROFILES = {
+    # examples per operation, and a time budget per credential kind (seconds)
+    "bounded": {"max_examples": 12, "max_time": 75},
+    "long": {"max_examples": 300, "max_time": 900},
+}
+# Limits high enough that the fuzzer tests the API, not its own rate limit.
+SERVER_ENV = {
+    "MODELS": "all-minilm-l6-v2,storyteller",
+    "RATE_LIMIT_DEFAULT": "1000000/minute",
+    "RATE_LIMIT_AUTH": "1000000/minute",
+    "LOGIN_FAILURE_LIMIT": "1000000 per hour",
+    "LOGIN_ACCOUNT_FAILURE_LIMIT": "1000000 per hour",
+    "AUTH_FAILURE_LIMIT": "1000000/minute",
+    "TOKEN_CREATE_LIMIT": "1000000/hour",
+    "EMAIL_ACTION_LIMIT": "1 per hour",
+    "INFERENCE_PER_USER": "16",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+def _admin_url() -> str:
+    return make_url(PG_SERVER_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextlib.contextmanager
+def fuzz_database() -> Iterator[tuple[str, str]]:
+    """A migrated database with a verified admin and an all-scope token: (url, token)."""
+    name = f"modelgate_fuzz_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(_admin_url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate(url)
+        app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=url))
+        account = make_account(app, EMAIL)
+        token = account.mint("fuzz", scopes=["embed", "generate", "usage"])["token"]
+        with app.app_context():
+            from api.auth.models import User
+
+            db.session.get(User, account.user_id).role = "admin"
+            db.session.commit()
+            db.engine.dispose()
+        yield url, token
+    finally:
+        with psycopg.connect(_admin_url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class FuzzResult:
+    credential: str
+    returncode: int
+    output: str
+
+
+def run_schemathesis(base: str, credential: str, token: str, profile: str, seed: int) -> FuzzResult:
+    settings = PROFILES[profile]
+    env = {
+        **os.environ,
+        "MG_API_TOKEN": token,
+        "MG_FUZZ_EMAIL": EMAIL,
+        "MG_FUZZ_PASSWORD": PASSWORD,
+        "SCHEMATHESIS_HOOKS": "tests.contract.hooks",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "--config-file",
+        str(HERE / f"schemathesis-{credential}.toml"),
+        "run",
+        f"{base}/v1/openapi.json",
+        "--url",
+        base,
+        "--checks",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--max-examples",
+        str(settings["max_examples"]),
+        "--max-time",
+        str(settings["max_time"]),
+        "--seed",
+        str(seed),
+        "--workers",
+        "2",
+        "--no-color",
+    ]
+    process = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=settings["max_time"] * 4
+    )
+    return FuzzResult(credential, process.returncode, process.stdout + process.stderr)
+
+
+def fuzz(profile: str, seed: int, credentials: tuple[str, ...] = ("token", "session")):
+    """Run the profile with each credential kind; return the results."""
+    results = []
+    with fuzz_database() as (url, token), tempfile.TemporaryDirectory() as tmp:
+        env = {**SERVER_ENV, "DATABASE_URL": url, "REDIS_URL": REDIS_URL}
+        with gunicorn(env, Path(tmp), workers=2) as base:
+            for credential in credentials:
+                results.append(run_schemathesis(base, credential, token, profile, seed))
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="long")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--credential", choices=["token", "session"], action="append")
+    args = parser.parse_args()
+    failed = 0
+    for result in fuzz(args.profile, args.seed, tuple(args.credential or ("token", "session"))):
+        print(f"===== schemathesis with the {result.credential} credential =====")
+        print(result.output)
+        failed |= result.returncode != 0
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Schemathesis hooks for fuzzing modelgate (none yet)."""
