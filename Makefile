@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export FLASK_APP := wsgi
 
-.PHONY: run test lint format migrate bench clean
+.PHONY: run test lint format migrate bench fuzz clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ run: migrate
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The long schemathesis run (the bounded one is part of `make test`): every phase and check,
+# with an API token and with a login session, against gunicorn on PostgreSQL and Redis.
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.contract.fuzz --profile long
 
 bench: $(STAMP)
 	$(BIN)/python bench/auth_overhead.py

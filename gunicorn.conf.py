@@ -17,6 +17,8 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 20
 keepalive = 5
+# Gunicorn's largest request line (its default is 4094); Nginx bounds it in front too.
+limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", "8190"))
 # The app writes its own JSON access line; gunicorn's would be a second, unstructured one.
 accesslog = None
 control_socket_disable = True

@@ -16,7 +16,7 @@ import os
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import guards, models, observability
+from api import guards, models, observability, validation
 from api import openapi as openapi_docs
 from api.admin.routes import blueprint as admin
 from api.auth.routes import blueprint as auth
@@ -90,6 +90,7 @@ def register_extensions(app: Flask) -> None:
         max_age=600,
     )
     openapi_docs.init_app(app)
+    validation.init_app(app, openapi)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from apispec import BasePlugin
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -208,5 +208,17 @@ def field_properties(self: Any, field: fields.Field, ret: dict, **_: Any) -> dic
     custom = getattr(field, "openapi_property", None)
     if custom is not None:
         return custom()
+    ranges = [v for v in field.validators if isinstance(v, validate.Range)]
+    exclusive: dict[str, bool] = {}
+    for validator in ranges:  # apispec drops Range's exclusivity; OAS 3.0 spells it so
+        if validator.min is not None and not validator.min_inclusive:
+            exclusive["exclusiveMinimum"] = True
+        if validator.max is not None and not validator.max_inclusive:
+            exclusive["exclusiveMaximum"] = True
+    if exclusive:
+        return exclusive
+    if isinstance(field, fields.Nested) and "anyOf" in ret:
+        # apispec writes a nullable object as "anything or null"; mean "this object or null".
+        return {"anyOf": [ret["anyOf"][0], {"type": "object", "nullable": True, "enum": [None]}]}
     plain = not any(key in ret for key in ("pattern", "format", "enum"))
     return {"pattern": "^[^\\x00]*$"} if isinstance(field, fields.String) and plain else {}

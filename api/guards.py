@@ -101,10 +101,15 @@ def check_body() -> None:
 def check_query_and_path() -> None:
     """Query arguments must be safe strings; integer path parameters must fit an id column."""
     problems: dict[str, list[str]] = {}
-    for name, value in request.args.items(multi=True):
-        problem = string_problem(name) or string_problem(value)
+    for name, values in request.args.lists():
+        if string_problem(name):
+            problems["_query"] = [f"A parameter name: {string_problem(name)}"]
+            continue
+        problem = next(filter(None, map(string_problem, values)), None)
         if problem:
-            problems[name if not string_problem(name) else "_query"] = [problem]
+            problems[name] = [problem]
+        elif len(values) > 1:
+            problems[name] = ["Give this parameter once."]
     for name, value in (request.view_args or {}).items():
         if isinstance(value, int) and not 0 < value <= MAX_ID:
             problems[name] = [f"Must be between 1 and {MAX_ID}."]

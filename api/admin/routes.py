@@ -21,7 +21,7 @@ def list_users(args: dict):
     return service.list_users(args["q"], args["page"], args["per_page"])
 
 
-@blueprint.route("/users/<int:user_id>", methods=["GET"])
+@blueprint.route("/users/<id:user_id>", methods=["GET"])
 @authenticate(admin=True)
 @blueprint.errors(404)
 @blueprint.response(200, schemas.AdminUserOut)
@@ -30,7 +30,7 @@ def get_user(user_id: int):
     return service.get_user(user_id)
 
 
-@blueprint.route("/users/<int:user_id>", methods=["PATCH"])
+@blueprint.route("/users/<id:user_id>", methods=["PATCH"])
 @authenticate(admin=True)
 @blueprint.errors(404, 409)
 @blueprint.arguments(schemas.UserUpdateIn)

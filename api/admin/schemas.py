@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from api.auth.models import ROLES
 from api.auth.schemas import UserOut
-from api.validation import Id, RateLimit
+from api.validation import Id, JsonBoolean, RateLimit
 
 
 class UserListArgs(Schema):
@@ -30,7 +30,7 @@ class UserPageOut(Schema):
 
 class UserUpdateIn(Schema):
     role = fields.String(validate=validate.OneOf(ROLES))
-    disabled = fields.Boolean()
+    disabled = JsonBoolean()
     rate_limit = RateLimit(
         metadata={"description": "e.g. '100/minute;10000/day'; null restores the default"},
     )

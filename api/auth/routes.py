@@ -102,7 +102,10 @@ def _session_response(user, tokens: sessions.Tokens):
 @blueprint.route("/register", methods=["POST"])
 @per_ip
 @blueprint.errors(422, 429)
-@blueprint.arguments(schemas.RegisterIn)
+@blueprint.arguments(
+    schemas.RegisterIn,
+    example={"email": "me@example.org", "password": "a long passphrase", "name": "Me"},
+)
 @blueprint.response(202, schemas.MessageOut)
 def register(body: dict):
     """Create an account; the answer is the same whether or not the email is known."""
@@ -135,7 +138,9 @@ def resend_verification(body: dict):
 @per_ip
 @limit_password_failures
 @blueprint.errors(401, 403, 429)
-@blueprint.arguments(schemas.LoginIn)
+@blueprint.arguments(
+    schemas.LoginIn, example={"email": "me@example.org", "password": "a long passphrase"}
+)
 @blueprint.response(200, schemas.SessionOut)
 def login(body: dict):
     """Exchange email and password for an access token and a refresh cookie."""

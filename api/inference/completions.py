@@ -33,10 +33,20 @@ blueprint = Blueprint("completions", __name__, url_prefix="/v1", description="Te
 
 STREAM_DOC = {
     "responses": {
-        "200": {
+        200: {
             "description": "The completion; with `stream: true`, server-sent events: one "
             "`data: {chunk}` per piece of text, then `data: [DONE]`.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "description": "One server-sent event: `data` is a chunk as JSON "
+                        "(or an `error` body), and the last event's is `[DONE]`.",
+                        "type": "object",
+                        "required": ["data"],
+                        "properties": {"data": {"type": "string"}, "event": {"type": "string"}},
+                    }
+                }
+            },
         }
     }
 }
@@ -107,7 +117,9 @@ def _options(body: dict, max_tokens: int) -> dict:
 @metered("completions")
 @api_rate_limit
 @blueprint.errors(404, 422, 503, 504)
-@blueprint.arguments(schemas.CompletionIn)
+@blueprint.arguments(
+    schemas.CompletionIn, example={"prompt": "Once upon a time", "max_tokens": 40, "seed": 7}
+)
 @blueprint.response(200, schemas.CompletionOut)
 @blueprint.doc(**STREAM_DOC)
 def create_completion(body: dict):
@@ -121,7 +133,17 @@ def create_completion(body: dict):
 @metered("chat_completions")
 @api_rate_limit
 @blueprint.errors(404, 422, 503, 504)
-@blueprint.arguments(schemas.ChatCompletionIn)
+@blueprint.arguments(
+    schemas.ChatCompletionIn,
+    example={
+        "model": "storyteller",
+        "messages": [
+            {"role": "system", "content": "A tale of the brothers Grimm."},
+            {"role": "user", "content": "Once upon a time a frog"},
+        ],
+        "max_tokens": 40,
+    },
+)
 @blueprint.response(200, schemas.ChatCompletionOut)
 @blueprint.doc(**STREAM_DOC)
 def create_chat_completion(body: dict):

@@ -141,7 +141,8 @@ class TextGenerator:
         return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.encode(text))
+        """Tokens the model reads for `text` as a prompt (an empty one reads the start token)."""
+        return len(self.encode(text) or self._start_ids)
 
     def stream(
         self,

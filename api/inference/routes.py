@@ -29,7 +29,7 @@ def list_models():
 @metered("embeddings")
 @api_rate_limit
 @blueprint.errors(404, 422, 503, 504)
-@blueprint.arguments(schemas.EmbeddingIn)
+@blueprint.arguments(schemas.EmbeddingIn, example={"input": ["A frog prince", "A royal amphibian"]})
 @blueprint.response(200, schemas.EmbeddingListOut)
 def create_embeddings(body: dict):
     """Embed one text or a list of texts (batched with concurrent requests, cached in Redis)."""

@@ -13,6 +13,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from api.validation import JsonBoolean, JsonFloat, JsonInteger
+
 MAX_INPUTS = 64
 MAX_INPUT_CHARS = 8192
 MAX_PROMPT_CHARS = 4096
@@ -81,27 +83,25 @@ class StrictSchema(Schema):
 
 
 class StreamOptions(StrictSchema):
-    include_usage = fields.Boolean(load_default=False)
+    include_usage = JsonBoolean(load_default=False)
 
 
 class SamplingIn(StrictSchema):
     """What completions and chat share: the model, sampling, stops, `n` and streaming."""
 
     model = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
-    temperature = fields.Float(load_default=1.0, validate=validate.Range(min=0, max=2))
-    top_p = fields.Float(
-        load_default=1.0, validate=validate.Range(min=0, max=1, min_inclusive=False)
-    )
-    seed = fields.Integer(
+    temperature = JsonFloat(load_default=1.0, validate=validate.Range(min=0, max=2))
+    top_p = JsonFloat(load_default=1.0, validate=validate.Range(min=0, max=1, min_inclusive=False))
+    seed = JsonInteger(
         load_default=None, allow_none=True, validate=validate.Range(min=0, max=2**63 - 1)
     )
     stop = StringOrList(load_default=None, allow_none=True, max_items=MAX_STOP, max_chars=64)
-    n = fields.Integer(
+    n = JsonInteger(
         load_default=1,
         validate=validate.Range(min=1, max=MAX_CHOICES),
         metadata={"description": f"Choices per prompt, at most {MAX_CHOICES}."},
     )
-    stream = fields.Boolean(load_default=False)
+    stream = JsonBoolean(load_default=False)
     stream_options = fields.Nested(StreamOptions, load_default=None, allow_none=True)
     user = fields.String(
         load_default=None, validate=validate.Length(max=256), metadata={"description": "Ignored."}
@@ -124,7 +124,7 @@ class EmbeddingIn(StrictSchema):
 
 class CompletionIn(SamplingIn):
     prompt = StringOrList(required=True, max_items=MAX_PROMPTS, max_chars=MAX_PROMPT_CHARS)
-    max_tokens = fields.Integer(load_default=16, validate=validate.Range(min=1, max=MAX_TOKENS))
+    max_tokens = JsonInteger(load_default=16, validate=validate.Range(min=1, max=MAX_TOKENS))
     logprobs = Neutral(0, openapi={"type": "integer", "enum": [0]})
     echo = Neutral(False, openapi={"type": "boolean", "enum": [False]})
     suffix = Neutral("", openapi={"type": "string", "enum": [""]})
@@ -181,10 +181,10 @@ class ChatCompletionIn(SamplingIn):
         required=True,
         validate=validate.Length(min=1, max=MAX_MESSAGES),
     )
-    max_tokens = fields.Integer(
+    max_tokens = JsonInteger(
         load_default=None, allow_none=True, validate=validate.Range(min=1, max=MAX_TOKENS)
     )
-    max_completion_tokens = fields.Integer(
+    max_completion_tokens = JsonInteger(
         load_default=None, allow_none=True, validate=validate.Range(min=1, max=MAX_TOKENS)
     )
     response_format = fields.Nested(ResponseFormatIn, load_default=None, allow_none=True)

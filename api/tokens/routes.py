@@ -26,7 +26,10 @@ per_user_creation = limiter.limit(token_create_limit, key_func=user_key, scope="
 @authenticate(session_only=True)
 @per_user_creation
 @blueprint.errors(409)
-@blueprint.arguments(schemas.TokenCreateIn)
+@blueprint.arguments(
+    schemas.TokenCreateIn,
+    example={"name": "laptop", "scopes": ["embed", "generate"], "expires_in_days": 90},
+)
 @blueprint.response(201, schemas.TokenCreatedOut)
 def create_token(body: dict):
     """Mint a token; its clear text is in this answer only."""
@@ -50,7 +53,7 @@ def list_tokens():
     return {"data": service.list_tokens(current_principal().user)}
 
 
-@blueprint.route("/<int:token_id>", methods=["PATCH"])
+@blueprint.route("/<id:token_id>", methods=["PATCH"])
 @authenticate(session_only=True)
 @blueprint.errors(404)
 @blueprint.arguments(schemas.TokenRenameIn)
@@ -60,7 +63,7 @@ def rename_token(body: dict, token_id: int):
     return service.rename_token(current_principal().user, token_id, body["name"], current_client())
 
 
-@blueprint.route("/<int:token_id>", methods=["DELETE"])
+@blueprint.route("/<id:token_id>", methods=["DELETE"])
 @authenticate(session_only=True)
 @blueprint.errors(404)
 @blueprint.response(204)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from api.security import ALL_SCOPES
-from api.validation import RateLimit
+from api.validation import JsonInteger, RateLimit
 
 DEFAULT_EXPIRY_DAYS = 90
 
@@ -19,7 +19,7 @@ class TokenCreateIn(Schema):
         required=True,
         validate=validate.Length(min=1, max=len(ALL_SCOPES)),
     )
-    expires_in_days = fields.Integer(
+    expires_in_days = JsonInteger(
         load_default=DEFAULT_EXPIRY_DAYS,
         allow_none=True,
         validate=validate.Range(min=1, max=365),

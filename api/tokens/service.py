@@ -98,8 +98,9 @@ def list_tokens(user: User) -> list[ApiToken]:
 
 
 def _own_token(user: User, token_id: int) -> ApiToken:
+    """One of the user's tokens that is not revoked (a revoked one is only listed, for the record)."""
     token = db.session.get(ApiToken, token_id)
-    if token is None or token.user_id != user.id:
+    if token is None or token.user_id != user.id or token.revoked_at is not None:
         raise NotFound("No such token.", code="token_not_found")
     return token
 
@@ -117,9 +118,8 @@ def rename_token(user: User, token_id: int, name: str, client: Client) -> ApiTok
 def revoke_token(user: User, token_id: int, client: Client) -> None:
     """Revoke a token; it fails in every worker from the next call on."""
     token = _own_token(user, token_id)
-    if token.revoked_at is None:
-        token.revoked_at = utcnow()
-        record_event("token_revoke", client, user_id=user.id, token_id=token.id)
+    token.revoked_at = utcnow()
+    record_event("token_revoke", client, user_id=user.id, token_id=token.id)
     db.session.commit()
     _forget(token.token_hash)
 

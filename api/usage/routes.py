@@ -56,7 +56,7 @@ def history(args: dict):
     return {"data": entries}
 
 
-@blueprint.route("/history/<int:entry_id>", methods=["DELETE"])
+@blueprint.route("/history/<id:entry_id>", methods=["DELETE"])
 @authenticate(scope="generate")
 @blueprint.errors(404)
 @blueprint.response(204)

@@ -55,7 +55,9 @@ SERVER_ENV = {
 
 
 def _admin_url() -> str:
-    return make_url(PG_SERVER_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+    return (
+        make_url(PG_SERVER_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
 
 
 @contextlib.contextmanager

@@ -147,6 +147,9 @@ def test_completion_shape_seed_and_greedy(served):
         ({"tools": []}, "tools", 400),
         ({"seed": -1}, "seed", 400),
         ({"stream": "yes please"}, "stream", 400),
+        ({"stream": 1}, "stream", 400),  # JSON types are exact: no 0/1 booleans,
+        ({"max_tokens": "5"}, "max_tokens", 400),  # no numbers in strings,
+        ({"temperature": True}, "temperature", 400),  # no booleans as numbers
     ],
 )
 def test_bad_completion_requests_name_the_field(served, change, field, status):

@@ -46,7 +46,13 @@ def test_list_rename_revoke_and_audit(account):
     response = account.client.get("/v1/models", headers=bearer(first["token"]))
     assert response.status_code == 401 and response.get_json()["error"]["code"] == "invalid_token"
     revoked = account.client.get("/v1/tokens", headers=account.session).get_json()["data"][1]
-    assert revoked["revoked_at"] is not None
+    assert revoked["revoked_at"] is not None  # listed, for the record
+    # ...but gone for everything else: renaming or revoking it again is a 404.
+    for method, body in (("PATCH", {"name": "again"}), ("DELETE", None)):
+        gone = account.client.open(
+            f"/v1/tokens/{first['id']}", method=method, json=body, headers=account.session
+        )
+        assert gone.status_code == 404
 
     with account.app.app_context():
         actions = list(db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
