@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import torch
 from tokenizers import Tokenizer
@@ -39,6 +40,7 @@ class EmbeddingModel:
 
     def __init__(self, model_id: str, path: str) -> None:
         self.id = model_id
+        self.created = int(time.time())
         self.device = select_device()
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
@@ -58,7 +60,9 @@ class EmbeddingModel:
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo(self.id, "embedding", self.parameters, self.max_input, str(self.device))
+        return ModelInfo(
+            self.id, "embedding", self.parameters, self.max_input, str(self.device), self.created
+        )
 
     def count_tokens(self, text: str) -> int:
         """Tokens `text` takes in the model's window, special tokens included (thread-safe)."""

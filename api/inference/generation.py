@@ -98,6 +98,7 @@ class TextGenerator:
 
     def __init__(self, model_id: str, path: str) -> None:
         self.id = model_id
+        self.created = int(time.time())
         self.device = select_device()
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval()
@@ -123,7 +124,12 @@ class TextGenerator:
     @property
     def info(self) -> ModelInfo:
         return ModelInfo(
-            self.id, "text-generation", self.parameters, self.max_input, str(self.device)
+            self.id,
+            "text-generation",
+            self.parameters,
+            self.max_input,
+            str(self.device),
+            self.created,
         )
 
     def chat_prompt(self, messages: Sequence[dict[str, Any]]) -> str:

@@ -195,6 +195,7 @@ class ChatCompletionIn(SamplingIn):
 class ModelOut(Schema):
     id = fields.String()
     object = fields.Constant("model")
+    created = fields.Integer(metadata={"description": "When this server loaded it (Unix time)."})
     owned_by = fields.Constant("modelgate")
     task = fields.String()
     parameters = fields.Integer()

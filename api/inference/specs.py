@@ -98,3 +98,4 @@ class ModelInfo:
     parameters: int
     max_input: int
     device: str
+    created: int = 0  # Unix time this process loaded it (OpenAI's `created`)

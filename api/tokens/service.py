@@ -98,7 +98,7 @@ def list_tokens(user: User) -> list[ApiToken]:
 
 
 def _own_token(user: User, token_id: int) -> ApiToken:
-    """One of the user's tokens that is not revoked (a revoked one is only listed, for the record)."""
+    """One of the user's live tokens (a revoked one is only listed, for the record)."""
     token = db.session.get(ApiToken, token_id)
     if token is None or token.user_id != user.id or token.revoked_at is not None:
         raise NotFound("No such token.", code="token_not_found")
