@@ -60,6 +60,15 @@ def post_worker_init(worker):
         worker.log.error("models not loaded (requests for them answer 503): %s", ", ".join(failed))
 
 
+def worker_exit(server, worker):
+    """Flush the worker's usage spool on an orderly exit (a killed one's is adopted later)."""
+    from api.usage.spool import close_spool
+
+    app = getattr(worker, "wsgi", None)
+    if app is not None:
+        close_spool(app)
+
+
 def child_exit(server, worker):
     """Drop a dead worker's live gauges so /metrics stops counting them."""
     from prometheus_client import multiprocess

@@ -134,6 +134,10 @@ class Config:
             env, "OPERATOR_NETWORKS", "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
         )
         self.EMBEDDING_CACHE_TTL_S = _int(env, "EMBEDDING_CACHE_TTL_S", 86400)
+        # Usage rows go through a local spool and reach the database in bulk (api/usage/spool.py).
+        spool = env.get("USAGE_SPOOL_DIR") or str(PROJECT_ROOT / "instance" / "usage-spool")
+        self.USAGE_SPOOL_DIR: str | None = spool
+        self.USAGE_FLUSH_INTERVAL_MS = _int(env, "USAGE_FLUSH_INTERVAL_MS", 200)
         self.JWT_COOKIE_SECURE = self.MODELGATE_ENV == "production"
 
     # Sessions: short access JWTs in headers, refresh JWTs in an httpOnly cookie with CSRF.
@@ -211,5 +215,6 @@ class TestConfig(Config):
         self.MODELS = ""
         self.RATE_LIMIT_AUTH = "1000/minute"
         self.RATELIMIT_STORAGE_URI = "memory://"
+        self.USAGE_SPOOL_DIR = None  # rows straight to the database: tests read them at once
         for key, value in overrides.items():
             setattr(self, key, value)

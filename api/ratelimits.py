@@ -1,9 +1,5 @@
-"""API rate limits and concurrency caps: the user's budget is the user's.
+"""Concurrency caps and the limits around authentication (the API budget is `api.budget`).
 
-- `api_rate_limit`: one shared budget per user (`user:<id>`) across all their API
-  tokens and sessions: the user's own limit (set by an admin) or
-  `RATE_LIMIT_DEFAULT`. A token created with a lower limit of its own is also held
-  to that (`token:<id>`), so minting tokens never buys more calls.
 - `inference_slot`: at most `INFERENCE_PER_USER` inference calls of one user run
   at once (streams at most `STREAMS_PER_USER` of those), across workers via Redis,
   per process without it. Past the cap: 429 with `Retry-After`, at once.
@@ -31,7 +27,6 @@ from flask import current_app, g
 from flask_limiter.util import get_remote_address
 from limits import parse
 
-from api.contract import declare
 from api.errors import TooManyRequests
 from api.extensions import limiter, redis_client
 
@@ -43,41 +38,11 @@ _local_lock = threading.Lock()
 
 
 def user_key() -> str:
+    """Rate-limit key of the signed-in user (the IP before authentication)."""
     principal = g.get("principal")
     if principal is None:
         return "ip:" + (get_remote_address() or "unknown")
-    return f"user:{principal.user.id}"
-
-
-def user_limit() -> str:
-    principal = g.get("principal")
-    if principal is not None and principal.user.rate_limit:
-        return principal.user.rate_limit
-    return current_app.config["RATE_LIMIT_DEFAULT"]
-
-
-def _token_key() -> str:
-    return f"token:{g.principal.token_id}"
-
-
-def _token_limit() -> str:
-    return g.principal.token_rate_limit or current_app.config["RATE_LIMIT_DEFAULT"]
-
-
-def _no_token_limit() -> bool:
-    principal = g.get("principal")
-    return principal is None or not principal.token_rate_limit
-
-
-_user_budget = limiter.shared_limit(user_limit, scope="api", key_func=user_key)
-_token_budget = limiter.shared_limit(
-    _token_limit, scope="api-token", key_func=_token_key, exempt_when=_no_token_limit
-)
-
-
-def api_rate_limit(view):  # type: ignore[no-untyped-def]
-    """The user's budget, and the token's own lower one when it has one."""
-    return declare(_user_budget(_token_budget(view)), rate_limited=True)
+    return f"user:{principal.user_id}"
 
 
 def allow(limit: str, namespace: str, identifier: str) -> bool:

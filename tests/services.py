@@ -66,6 +66,7 @@ def gunicorn(env: dict[str, str], tmp_path: Path, workers: int = 2) -> Iterator[
         "JWT_SECRET_KEY": "gunicorn-test-jwt-" + "j" * 32,
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
         "LOG_FILE": str(tmp_path / "app.log"),
+        "USAGE_SPOOL_DIR": str(tmp_path / "usage-spool"),
         "MODELS": "",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": str(workers),

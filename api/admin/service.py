@@ -12,6 +12,7 @@ from api.auth.sessions import revoke_user_sessions
 from api.db_types import utcnow
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.extensions import db
+from api.tokens.cache import bump_auth_epoch
 
 
 def list_users(q: str | None, page: int, per_page: int) -> dict:
@@ -59,6 +60,7 @@ def update_user(admin: User, user_id: int, changes: dict, client: Client) -> Use
             user.disabled_at = None
             record_event("enable", client, user_id=user.id, actor_id=admin.id)
     db.session.commit()
+    bump_auth_epoch()  # every worker re-reads this user's role, limit and access
     return user
 
 

@@ -38,7 +38,7 @@ def account_failure_limit() -> str:
 def _account_email() -> str | None:
     """The account a password is being tried for: the body's email, or the signed-in user's."""
     principal = g.get("principal")
-    return principal.user.email if principal is not None else json_field("email")
+    return principal.email if principal is not None else json_field("email")
 
 
 def account_key() -> str:
@@ -166,7 +166,7 @@ def logout():
     """End this session: its access and refresh tokens stop working at once."""
     principal = current_principal()
     assert principal.session_id is not None  # session_only
-    sessions.end_session_for_logout(principal.session_id, principal.user.id, current_client())
+    sessions.end_session_for_logout(principal.session_id, principal.user_id, current_client())
     response = current_app.response_class(status=204)
     unset_refresh_cookies(response)
     return response

@@ -36,6 +36,7 @@ from api.db_types import utcnow
 from api.errors import Forbidden, Unauthorized, Unprocessable
 from api.extensions import db
 from api.ratelimits import allow
+from api.tokens.cache import bump_auth_epoch
 from api.tokens.service import revoke_user_tokens
 
 VERIFY, RESET = "verify_email", "reset_password"
@@ -243,6 +244,7 @@ def reset_password(token: str, password: str, client: Client) -> None:
     revoked = revoke_user_tokens(user.id, "password_reset", client)
     record_event("password_reset", client, user_id=user.id)
     db.session.commit()
+    bump_auth_epoch()
     send_email(emails.password_reset_done_email(user.email, revoked))
 
 

@@ -18,12 +18,13 @@ from typing import Protocol
 
 from flask import Response, stream_with_context
 
+from api.budget import api_rate_limit
 from api.errors import APIError, error_body
 from api.extensions import db
 from api.inference import openai_format as fmt
 from api.inference import schemas, service
 from api.inference.schemas import MAX_TOKENS
-from api.ratelimits import api_rate_limit, inference_slot
+from api.ratelimits import inference_slot
 from api.security import authenticate, current_principal
 from api.usage.metering import Meter, meter, metered
 from api.usage.service import save_history
@@ -162,7 +163,7 @@ def _answer(shape: Shape, body: dict, choices: list[Choice], options: dict):
         include_usage = bool((body["stream_options"] or {}).get("include_usage"))
         return _stream(shape, body["model"], choices, options, include_usage)
     db.session.commit()  # give the connection back while the model runs
-    with inference_slot(current_principal().user.id):
+    with inference_slot(current_principal().user_id):
         results = [
             service.complete(body["model"], choice.prompt, seed=choice.seed, **options)
             for choice in choices
@@ -219,7 +220,7 @@ def _stream(
 ) -> Response:
     """Start the first generation (errors still get a status), then stream every choice."""
     held = contextlib.ExitStack()  # released when the stream ends, not when this returns
-    held.enter_context(inference_slot(current_principal().user.id, stream=True))
+    held.enter_context(inference_slot(current_principal().user_id, stream=True))
     cancel = threading.Event()
 
     def start(choice: Choice) -> _Running:

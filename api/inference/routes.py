@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from api.budget import api_rate_limit
 from api.extensions import db
 from api.inference import cache, schemas, service
 from api.inference import openai_format as fmt
 from api.inference.registry import models
-from api.ratelimits import api_rate_limit, inference_slot
+from api.ratelimits import inference_slot
 from api.security import authenticate, current_principal
 from api.usage.metering import meter, metered
 from api.validation import Blueprint
@@ -34,7 +35,7 @@ def list_models():
 def create_embeddings(body: dict):
     """Embed one text or a list of texts (batched with concurrent requests, cached in Redis)."""
     texts = body["input"]
-    user_id = current_principal().user.id
+    user_id = current_principal().user_id
     model_id = models.serve(body["model"], task="embedding").model.id
     meter().model = model_id
     found = cache.cached_embeddings(user_id, model_id, texts)

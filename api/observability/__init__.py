@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from api.extensions import limiter
 from api.observability import metrics, tracing
@@ -24,8 +24,11 @@ def log_request(response: Response) -> Response:
     duration_ns = time.perf_counter_ns() - started
     route = request.url_rule.rule if request.url_rule is not None else None
     metrics.observe_request(request.method, route, response.status_code, duration_ns / 1e9)
-    # Flask-Limiter keeps its fallback state privately; mirror it for alerting.
-    metrics.RATE_LIMIT_DEGRADED.set(1 if getattr(limiter, "_storage_dead", False) else 0)
+    # Flask-Limiter keeps its fallback state privately; mirror it (and ours) for alerting.
+    degraded = getattr(limiter, "_storage_dead", False) or current_app.extensions.get(
+        "budget_degraded"  # set by api.budget
+    )
+    metrics.RATE_LIMIT_DEGRADED.set(1 if degraded else 0)
     access_log.info(
         "%s %s %s",
         request.method,

@@ -1,33 +1,27 @@
-"""Minting, listing, renaming, revoking and resolving API tokens.
+"""Minting, listing, renaming, revoking and looking up API tokens.
 
-Lookups are cached in Redis under the token's SHA-256 (never the token itself)
-for at most a minute; revoking deletes the entry, so every worker sees a revoked
-token fail on its next call. With Redis down every lookup goes to the database.
-`last_used_at` is written at most once a minute per token.
+A lookup reads the token and its user once; each worker then keeps the result
+(`api.tokens.cache`), and every revoke bumps the auth epoch so that no worker
+acts on a cached token after it is revoked. `last_used_at` is moved forward by
+the usage writer (`note_use`), off the request path.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-import redis
-from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from api.audit.service import Client, record_event
 from api.auth.models import User
 from api.db_types import utcnow
 from api.errors import Conflict, NotFound, Unauthorized
-from api.extensions import db, redis_client
-from api.tokens.format import generate_token, has_valid_checksum, hash_token
+from api.extensions import db
+from api.tokens.cache import CachedPrincipal, bump_auth_epoch
+from api.tokens.format import generate_token, hash_token
 from api.tokens.models import ApiToken
 
 MAX_LIVE_TOKENS = 20
-CACHE_KEY = "mg:apitoken:{}"
-USED_KEY = "mg:apitoken-used:{}"
-CACHE_SECONDS = 60
 
 
 class MalformedToken(Unauthorized):
@@ -35,15 +29,6 @@ class MalformedToken(Unauthorized):
 
     code = "invalid_token"
     message = "The API token is invalid."
-
-
-@dataclass(frozen=True)
-class ResolvedToken:
-    id: int
-    user_id: int
-    scopes: frozenset[str]
-    expires_at: datetime | None
-    rate_limit: str | None = None
 
 
 def _live_filter(now: datetime):
@@ -121,11 +106,14 @@ def revoke_token(user: User, token_id: int, client: Client) -> None:
     token.revoked_at = utcnow()
     record_event("token_revoke", client, user_id=user.id, token_id=token.id)
     db.session.commit()
-    _forget(token.token_hash)
+    bump_auth_epoch()
 
 
 def revoke_user_tokens(user_id: int, reason: str, client: Client) -> int:
-    """Revoke every live token of a user (account recovery); returns how many."""
+    """Revoke every live token of a user (account recovery); returns how many.
+
+    In the caller's transaction: bump the auth epoch after committing it.
+    """
     now = utcnow()
     tokens = list(
         db.session.scalars(select(ApiToken).where(ApiToken.user_id == user_id, *_live_filter(now)))
@@ -135,96 +123,48 @@ def revoke_user_tokens(user_id: int, reason: str, client: Client) -> int:
     if tokens:
         record_event("token_revoke_all", client, user_id=user_id, reason=reason, count=len(tokens))
     db.session.flush()
-    _forget(*(token.token_hash for token in tokens))
     return len(tokens)
 
 
-def _forget(*token_hashes: str) -> None:
-    cache = redis_client.client
-    if cache is None or not token_hashes:
-        return
-    try:
-        cache.delete(*(CACHE_KEY.format(token_hash) for token_hash in token_hashes))
-    except redis.RedisError as error:
-        redis_client.report_failure("api token cache", error)
-
-
-def _cached(token_hash: str) -> ResolvedToken | None:
-    cache = redis_client.client
-    if cache is None:
-        return None
-    try:
-        raw = cache.get(CACHE_KEY.format(token_hash))
-    except redis.RedisError as error:
-        redis_client.report_failure("api token cache", error)
-        return None
-    if raw is None:
-        return None
-    data = json.loads(raw)
-    expires = data["expires_at"]
-    return ResolvedToken(
-        id=data["id"],
-        user_id=data["user_id"],
-        scopes=frozenset(data["scopes"]),
-        expires_at=datetime.fromtimestamp(expires, UTC) if expires is not None else None,
-        rate_limit=data.get("rate_limit"),
+def load_token(token_hash: str) -> CachedPrincipal:
+    """Read the live token with this hash and its user from the database, or raise 401."""
+    row = db.session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == token_hash)
+    ).first()
+    if row is None or row.ApiToken.revoked_at is not None:
+        raise Unauthorized("The API token is invalid or revoked.", code="invalid_token")
+    token, user = row.ApiToken, row.User
+    return CachedPrincipal(
+        token_id=token.id,
+        user_id=user.id,
+        scopes=frozenset(token.scopes),
+        expires_at=token.expires_at,
+        token_rate_limit=token.rate_limit,
+        email=user.email,
+        role=user.role,
+        user_rate_limit=user.rate_limit,
+        active=user.is_active,
     )
 
 
-def _remember(token_hash: str, token: ResolvedToken) -> None:
-    cache = redis_client.client
-    if cache is None:
-        return
-    data = {
-        "id": token.id,
-        "user_id": token.user_id,
-        "scopes": sorted(token.scopes),
-        "expires_at": token.expires_at.timestamp() if token.expires_at else None,
-        "rate_limit": token.rate_limit,
-    }
-    try:
-        cache.set(CACHE_KEY.format(token_hash), json.dumps(data), ex=CACHE_SECONDS)
-    except redis.RedisError as error:
-        redis_client.report_failure("api token cache", error)
+def note_use(rows: list[tuple[int, datetime]]) -> None:
+    """Move `last_used_at` forward for (token id, used at) pairs, in the caller's transaction.
 
-
-def resolve_token(secret: str) -> ResolvedToken:
-    """Find the live token behind `secret`; a malformed one is refused without any lookup."""
-    if not has_valid_checksum(secret):
-        raise MalformedToken()
-    token_hash = hash_token(secret)
-    resolved = _cached(token_hash)
-    if resolved is None:
-        row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
-        if row is None or row.revoked_at is not None:
-            raise Unauthorized("The API token is invalid or revoked.", code="invalid_token")
-        resolved = ResolvedToken(
-            row.id, row.user_id, frozenset(row.scopes), row.expires_at, row.rate_limit
+    The usage writer calls this for each batch, so recording use costs no
+    statement on the request path.
+    """
+    latest: dict[int, datetime] = {}
+    for token_id, used_at in rows:
+        latest[token_id] = max(used_at, latest.get(token_id, used_at))
+    for token_id, used_at in latest.items():
+        db.session.execute(
+            update(ApiToken)
+            .where(
+                ApiToken.id == token_id,
+                (ApiToken.last_used_at.is_(None)) | (ApiToken.last_used_at < used_at),
+            )
+            .values(last_used_at=used_at)
+            .execution_options(synchronize_session=False)
         )
-        _remember(token_hash, resolved)
-    if resolved.expires_at is not None and resolved.expires_at <= utcnow():
-        raise Unauthorized("The API token has expired.", code="token_expired")
-    return resolved
-
-
-def touch_token(token_id: int) -> None:
-    """Record use, at most once a minute per token (Redis decides across workers)."""
-    now = utcnow()
-    cache = redis_client.client
-    first_this_minute: bool | None = None
-    if cache is not None:
-        try:
-            first_this_minute = bool(cache.set(USED_KEY.format(token_id), "1", nx=True, ex=60))
-        except redis.RedisError as error:
-            redis_client.report_failure("api token last-used", error)
-    # Without Redis, each process throttles on its own (kept on the app, not the module).
-    written: dict[int, datetime] = current_app.extensions.setdefault("token_last_used", {})
-    if first_this_minute is None:
-        last = written.get(token_id)
-        first_this_minute = last is None or now - last >= timedelta(minutes=1)
-    if first_this_minute:
-        written[token_id] = now
-        token = db.session.get(ApiToken, token_id)
-        if token is not None:
-            token.last_used_at = now
-            db.session.commit()

@@ -1,11 +1,13 @@
 """`@metered`: record every authenticated call to an API endpoint exactly once.
 
-The row is written straight to the database (never buffered in Redis), so a
-Redis restart cannot lose a call. A view fills `meter()` with the model and token
-counts. For a streamed answer the row is written when the stream closes, with
-what was actually sent. A call refused with 429 writes no row of its own: it adds
-one to its user's count for the day and endpoint (`rejected_calls`), so a client
-hammering its limit cannot grow the database without bound.
+A view fills `meter()` with the model and token counts; the call becomes one
+usage line, handed to this worker's spool (`api.usage.spool`) before the answer
+leaves, or written straight to the database when no spool is configured (the
+test suite) or its disk fails. Redis is never involved, so a Redis restart
+cannot lose a call. For a streamed answer the line is written when the stream
+closes, with what was actually sent. A call refused with 429 writes no row of its
+own: it adds one to its user's count for the day and endpoint (`rejected_calls`),
+so a client hammering its limit cannot grow the database without bound.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, has_app_context
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -26,7 +28,7 @@ from api.db_types import utcnow
 from api.errors import APIError
 from api.extensions import db
 from api.observability.tracing import current_trace_id
-from api.usage.models import InferenceRecord, RejectedCalls
+from api.usage.spool import usage_spool, write_lines
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
@@ -52,57 +54,74 @@ def meter() -> Meter:
 
 
 def save_record(app: Flask, usage: Meter) -> None:
-    """Write the usage row: in the request's session, or (a closed stream) a new app context."""
+    """Record the call: in the request's app context, or (a closed stream) a new one."""
     if has_app_context():
-        _write_record(usage)
+        _save(usage)
     else:
         with app.app_context():
-            _write_record(usage)
+            _save(usage)
 
 
-def _count_rejection(usage: Meter) -> None:
-    """Add one to the user's 429 count for today and this endpoint (an upsert)."""
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = RejectedCalls.__table__
-    statement = insert(table).values(
-        user_id=usage.user_id, day=utcnow().date(), endpoint=usage.endpoint, count=1
-    )
-    db.session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[table.c.user_id, table.c.day, table.c.endpoint],
-            set_={"count": table.c.count + 1},
-        )
-    )
+def _line(usage: Meter) -> dict[str, Any]:
+    """The call as one usage line: a row, or (a 429) one more to the day's count."""
+    now = utcnow()
+    if usage.status == 429:
+        return {
+            "kind": "rejected",
+            "user_id": usage.user_id,
+            "day": now.date().isoformat(),
+            "endpoint": usage.endpoint,
+        }
+    return {
+        "kind": "record",
+        "request_id": uuid.uuid4().hex,
+        "user_id": usage.user_id,
+        "token_id": usage.token_id,
+        "endpoint": usage.endpoint,
+        "model": usage.model,
+        "status": usage.status,
+        "tokens_in": usage.tokens_in,
+        "tokens_out": usage.tokens_out,
+        "latency_ms": round((time.perf_counter() - usage.started) * 1000, 3),
+        "trace_id": usage.trace_id,
+        "created_at": now.isoformat(),
+    }
 
 
-def _record(usage: Meter) -> InferenceRecord:
-    return InferenceRecord(
-        user_id=usage.user_id,
-        token_id=usage.token_id,
-        endpoint=usage.endpoint,
-        model=usage.model,
-        status=usage.status,
-        tokens_in=usage.tokens_in,
-        tokens_out=usage.tokens_out,
-        latency_ms=round((time.perf_counter() - usage.started) * 1000, 3),
-        trace_id=usage.trace_id,
-    )
+def _save(usage: Meter) -> None:
+    line = _line(usage)
+    spool = usage_spool()
+    if spool is not None:
+        try:
+            spool.append(line)
+            return
+        except OSError as error:  # the spool's disk is full or gone: write it directly
+            log.error("usage spool unwritable", extra={"error.type": type(error).__name__})
+    _write_now(line)
 
 
-def _write_record(usage: Meter) -> None:
-    """Commit one usage row (or a 429's count); a database failure is logged, never raised."""
+def _first_use_this_minute(token_id: int | None) -> bool:
+    """Throttle direct `last_used_at` writes to one a minute per token and process."""
+    if token_id is None:
+        return False
+    noted: dict[int, float] = current_app.extensions.setdefault("token_use_noted", {})
+    now = time.monotonic()
+    if now - noted.get(token_id, -60.0) < 60.0:
+        return False
+    noted[token_id] = now
+    return True
+
+
+def _write_now(line: dict[str, Any]) -> None:
+    """Commit one usage line in this request's session; a failure is logged, never raised."""
     try:
-        if usage.status == 429:
-            _count_rejection(usage)
-        else:
-            db.session.add(_record(usage))
+        write_lines([line], note_use=_first_use_this_minute(line.get("token_id")))
         db.session.commit()
     except SQLAlchemyError as error:
         db.session.rollback()
         log.error(
             "usage record not written",
-            extra={"error.type": type(error).__name__, "event.action": usage.endpoint},
+            extra={"error.type": type(error).__name__, "event.action": line["endpoint"]},
         )
 
 
@@ -114,7 +133,7 @@ def metered(endpoint: str) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             principal = g.principal
             usage = Meter(
-                user_id=principal.user.id,
+                user_id=principal.user_id,
                 token_id=principal.token_id,
                 endpoint=endpoint,
                 trace_id=current_trace_id(),

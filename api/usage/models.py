@@ -13,7 +13,10 @@ from api.extensions import db
 
 class InferenceRecord(db.Model):  # type: ignore[name-defined]
     __tablename__ = "inference_records"
-    __table_args__ = (Index("ix_inference_records_user_created", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_inference_records_user_created", "user_id", "created_at"),
+        Index("ix_inference_records_request_id", "request_id", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -26,6 +29,8 @@ class InferenceRecord(db.Model):  # type: ignore[name-defined]
     latency_ms: Mapped[float]
     trace_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Unique per call: a replayed bulk write from the usage spool inserts nothing twice.
+    request_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class HistoryEntry(db.Model):  # type: ignore[name-defined]

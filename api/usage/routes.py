@@ -21,7 +21,7 @@ blueprint = Blueprint("usage", __name__, url_prefix="/v1", description="Usage an
 @blueprint.response(200, schemas.UsageOut)
 def usage(args: dict):
     """Requests, tokens and errors per day, token and endpoint."""
-    user_id = current_principal().user.id
+    user_id = current_principal().user_id
     rows = service.summarize_usage(args["days"], user_id=user_id, token_id=args["token"])
     rejected = service.summarize_rejections(args["days"], user_id=user_id)
     return {"days": args["days"], "data": rows, "rate_limited": rejected}
@@ -34,7 +34,7 @@ def usage(args: dict):
 def usage_csv(args: dict):
     """The same figures as CSV."""
     rows = service.summarize_usage(
-        args["days"], user_id=current_principal().user.id, token_id=args["token"]
+        args["days"], user_id=current_principal().user_id, token_id=args["token"]
     )
     return Response(
         service.usage_csv(rows),
@@ -51,7 +51,7 @@ def history(args: dict):
     """Your completions, newest first (page with `before`); a token sees its own only."""
     principal = current_principal()
     entries = service.list_history(
-        principal.user.id, args["limit"], args["before"], token_id=principal.token_id
+        principal.user_id, args["limit"], args["before"], token_id=principal.token_id
     )
     return {"data": entries}
 
@@ -63,5 +63,5 @@ def history(args: dict):
 def delete_history(entry_id: int):
     """Forget one completion (a token: one it made)."""
     principal = current_principal()
-    service.delete_history(principal.user.id, entry_id, token_id=principal.token_id)
+    service.delete_history(principal.user_id, entry_id, token_id=principal.token_id)
     return ""

@@ -67,7 +67,8 @@ def test_revoked_token_fails_at_once_in_the_other_worker(
         "JWT_SECRET_KEY": TestConfig().JWT_SECRET_KEY,  # the session was minted in-process
     }
     with gunicorn(env, tmp_path, workers=2) as base:
-        warm = [call(base, token) for _ in range(30)]
+        with ThreadPoolExecutor(8) as pool:  # concurrent, so that both workers take some
+            warm = list(pool.map(lambda _: call(base, token), range(60)))
         assert all(r.status_code == 200 for _, r in warm)
         session_token = session["Authorization"].removeprefix("Bearer ")
         revoke_trace, revoked = call(base, session_token, f"/v1/tokens/{token_id}", "DELETE")
