@@ -26,7 +26,8 @@ def configure_torch() -> None:
     if _configured:
         return
     workers = max(1, int(os.environ.get("GUNICORN_WORKERS", "1") or 1))
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    threads = int(os.environ.get("TORCH_THREADS", "0") or 0)  # 0: the cores split by worker
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // workers))
     transformers.utils.logging.disable_progress_bar()
     _configured = True
 
