@@ -37,9 +37,9 @@ test: $(STAMP)
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.contract.fuzz --profile long
 
+# The per-call cost table of issue 10 (docs/benchmarks.md): wrk against gunicorn, side by side.
 bench: $(STAMP)
-	$(BIN)/python bench/auth_overhead.py
-	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/hotpath.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -52,9 +52,16 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    """Load the models in each worker after the fork (torch's thread pools do not survive one)."""
-    from api.inference.registry import models
+    """Start the usage spool and load the models in each worker after the fork.
 
+    The spool's flusher starts at once so that it adopts the spool of a worker
+    that died before this one; torch's thread pools do not survive a fork.
+    """
+    from api.inference.registry import models
+    from api.usage.spool import usage_spool
+
+    with worker.wsgi.app_context():
+        usage_spool()
     failed = models.load_all(worker.wsgi)
     if failed:
         worker.log.error("models not loaded (requests for them answer 503): %s", ", ".join(failed))

@@ -11,7 +11,9 @@ it, and measures side by side:
 4. one connection: the server's p50 against the raw model's latency at batch 1.
 
 wrk is installed from Debian when missing. Every load is bounded in time
-(`--seconds`, after a warm-up) and targets 127.0.0.1 only.
+(`--seconds`, after a warm-up) and targets 127.0.0.1 only. This machine's speed
+drifts by 2-3x from minute to minute, so the loads compared in a ratio run in
+alternating rounds (`--rounds`) and each figure is the median of its rounds.
 
     python bench/hotpath.py [--seconds 10]
 """
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,29 +110,47 @@ def wrk(url: str, *, connections: int, seconds: int, script: str | None = None) 
     )
 
 
-def raw_model(seconds: float) -> dict[str, float]:
-    """The embedding model alone, in this process: sentences/s at batch 32, latency at batch 1."""
+def alternate(rounds: int, **loads: Callable[[], Load]) -> dict[str, Load]:
+    """Run each load once per round, in turn; each figure is the median of its rounds."""
+    runs: dict[str, list[Load]] = {name: [] for name in loads}
+    for _ in range(rounds):
+        for name, load in loads.items():
+            runs[name].append(load())
+    return {
+        name: Load(
+            rps=statistics.median(r.rps for r in results),
+            p50_ms=statistics.median(r.p50_ms for r in results),
+            p99_ms=statistics.median(r.p99_ms for r in results),
+            errors=sum(r.errors for r in results),
+        )
+        for name, results in runs.items()
+    }
+
+
+def load_raw_model():  # type: ignore[no-untyped-def]
+    """The embedding model in this process, with all the cores (the workers share them)."""
     from api.inference.embedding import EmbeddingModel
     from api.inference.runtime import configure_torch
     from api.inference.specs import locate_minilm
 
-    os.environ["GUNICORN_WORKERS"] = "1"  # all the cores, as the server's workers share them
+    os.environ["GUNICORN_WORKERS"] = "1"
     configure_torch()
-    model = EmbeddingModel(EMBEDDING_MODEL, locate_minilm())
-    batch = [SENTENCE.format(n=n) for n in range(32)]
-    model.embed(batch)
-    done, started = 0, time.perf_counter()
+    return EmbeddingModel(EMBEDDING_MODEL, locate_minilm())
+
+
+def raw_round(model, batch_size: int, seconds: float) -> Load:  # type: ignore[no-untyped-def]
+    """The raw model for `seconds`: sentences/s as `rps`, the median batch latency as p50."""
+    texts = [SENTENCE.format(n=n) for n in range(batch_size)]
+    model.embed(texts)
+    latencies: list[float] = []
+    started = time.perf_counter()
     while time.perf_counter() - started < seconds:
-        model.embed(batch)
-        done += len(batch)
-    batch32 = done / (time.perf_counter() - started)
-    singles = []
-    deadline = time.perf_counter() + seconds / 2
-    while time.perf_counter() < deadline:
         start = time.perf_counter()
-        model.embed([SENTENCE.format(n=len(singles))])
-        singles.append(time.perf_counter() - start)
-    return {"batch32_per_s": batch32, "batch1_ms": statistics.median(singles) * 1000}
+        model.embed(texts)
+        latencies.append(time.perf_counter() - start)
+    rate = len(latencies) * batch_size / (time.perf_counter() - started)
+    p50 = statistics.median(latencies) * 1000
+    return Load(rps=rate, p50_ms=p50, p99_ms=max(latencies) * 1000, errors=0)
 
 
 def serve(database: str, tmp: str, **settings: str):
@@ -147,22 +168,41 @@ def serve(database: str, tmp: str, **settings: str):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5, help="per round and load")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     ensure_wrk()
-    seconds = args.seconds
+    seconds, rounds = args.seconds, args.rounds
     figures: dict[str, float] = {}
+    model = load_raw_model()
     with bench_database() as (database, token):
         script = POST_SCRIPT % {"token": token, "sentence": SENTENCE.replace("{n}", "%d")}
         models_lua = f'wrk.headers["Authorization"] = "Bearer {token}"\n'
-        with tempfile.TemporaryDirectory() as tmp, serve(database, tmp) as base:
-            health = wrk(f"{base}/healthz", connections=8, seconds=seconds)
-            listed = wrk(f"{base}/v1/models", connections=8, seconds=seconds, script=models_lua)
-            on = wrk(f"{base}/v1/embeddings", connections=32, seconds=seconds, script=script)
-            single = wrk(f"{base}/v1/embeddings", connections=1, seconds=seconds, script=script)
-        with tempfile.TemporaryDirectory() as tmp, serve(database, tmp, BATCH_MAX_SIZE="1") as base:
-            off = wrk(f"{base}/v1/embeddings", connections=32, seconds=seconds, script=script)
-    raw = raw_model(seconds)
+        with (
+            tempfile.TemporaryDirectory() as tmp_on,
+            tempfile.TemporaryDirectory() as tmp_off,
+            serve(database, tmp_on) as base,
+            serve(database, tmp_off, BATCH_MAX_SIZE="1") as unbatched,
+        ):
+            url = f"{base}/v1/embeddings"
+            loads = alternate(
+                rounds,
+                health=lambda: wrk(f"{base}/healthz", connections=8, seconds=seconds),
+                listed=lambda: wrk(
+                    f"{base}/v1/models", connections=8, seconds=seconds, script=models_lua
+                ),
+                on=lambda: wrk(url, connections=32, seconds=seconds, script=script),
+                off=lambda: wrk(
+                    f"{unbatched}/v1/embeddings", connections=32, seconds=seconds, script=script
+                ),
+                raw32=lambda: raw_round(model, 32, seconds),
+                single=lambda: wrk(url, connections=1, seconds=seconds, script=script),
+                raw1=lambda: raw_round(model, 1, seconds),
+            )
+    health, listed, on, off, single = (
+        loads[k] for k in ("health", "listed", "on", "off", "single")
+    )
+    raw = {"batch32_per_s": loads["raw32"].rps, "batch1_ms": loads["raw1"].p50_ms}
 
     rows = [
         ("GET /healthz, 8 connections", health),

@@ -74,6 +74,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._last_batch = 1
 
     @property
     def queue_depth(self) -> int:
@@ -140,13 +141,18 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             self._run(batch)
 
     def _gather(self) -> list[_Pending[ItemT, ResultT]] | None:
-        """Wait for a first item, then for a full batch or the wait cap; None once closed."""
+        """Wait for a first item, then for a full batch or the wait cap; None once closed.
+
+        A lone caller after a lone batch is run at once: waiting only pays when
+        others are arriving too, which the last batch's size tells.
+        """
         with self._condition:
             while not self._queue and not self._closed:
                 self._condition.wait()
             if self._closed:
                 return None
-            closes_at = self._queue[0].enqueued + self.max_wait
+            alone = self._last_batch <= 1 and len(self._queue) == 1
+            closes_at = self._queue[0].enqueued + (0.0 if alone else self.max_wait)
             while len(self._queue) < self.max_batch and not self._closed:
                 remaining = closes_at - time.monotonic()
                 if remaining <= 0:
@@ -155,6 +161,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             count = min(self.max_batch, len(self._queue))
             batch = [self._queue.popleft() for _ in range(count)]
             depth = len(self._queue)
+            self._last_batch = count
         self._report_depth(depth)
         return batch
 

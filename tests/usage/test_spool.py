@@ -1,0 +1,107 @@
+"""The usage spool: rows reach the database in bulk, once, whatever happens to the process."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import uuid
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from api.db_types import utcnow
+from api.extensions import db
+from api.usage.models import InferenceRecord, RejectedCalls
+from api.usage.spool import UsageSpool
+from tests.auth.conftest import make_verified_user
+
+
+def _line(user_id: int, **extra) -> dict:
+    return {
+        "kind": "record",
+        "request_id": uuid.uuid4().hex,
+        "user_id": user_id,
+        "token_id": None,
+        "endpoint": "models",
+        "model": None,
+        "status": 200,
+        "tokens_in": 0,
+        "tokens_out": 0,
+        "latency_ms": 1.0,
+        "trace_id": "spool-test",
+        "created_at": utcnow().isoformat(),
+        **extra,
+    }
+
+
+def _count(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(InferenceRecord)) or 0
+
+
+def test_rows_arrive_in_bulk_and_replays_insert_nothing_twice(app, tmp_path):
+    user_id = make_verified_user(app, "spool@example.org")
+    spool = UsageSpool(app, str(tmp_path / "spool"), interval_s=3600)  # flushed by hand here
+    lines = [_line(user_id) for _ in range(25)]
+    for line in lines:
+        spool.append(line)
+    assert spool.flush() == 25 and _count(app) == 25
+    assert list((tmp_path / "spool").glob("*.flushing")) == []
+
+    # A flush that died after its commit, before deleting its file, is replayed harmlessly.
+    replay = tmp_path / "spool" / "usage-1-replayed.flushing"
+    replay.write_text("".join(json.dumps(line) + "\n" for line in lines[:10]))
+    assert spool.flush() == 10 and _count(app) == 25
+    spool.close()
+
+
+def test_a_dead_processs_spool_is_adopted(app, tmp_path):
+    user_id = make_verified_user(app, "orphan@example.org")
+    directory = tmp_path / "spool"
+    directory.mkdir()
+    # What a SIGKILLed worker leaves: an active file nobody holds a lock on any more.
+    orphan = directory / "usage-999999-deadbeef.active"
+    orphan.write_text("".join(json.dumps(_line(user_id)) + "\n" for _ in range(3)))
+    # A live process's active file (its lock held) is left alone.
+    alive = directory / "usage-1-alive.active"
+    alive.write_text(json.dumps(_line(user_id)) + "\n")
+    holder = os.open(alive, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        spool = UsageSpool(app, str(directory), interval_s=3600)
+        assert spool.flush() == 3
+        assert _count(app) == 3 and not orphan.exists() and alive.exists()
+        spool.close()
+    finally:
+        os.close(holder)
+
+
+def test_429s_are_summed_into_one_row_per_day(app, tmp_path):
+    user_id = make_verified_user(app, "hammer@example.org")
+    spool = UsageSpool(app, str(tmp_path / "spool"), interval_s=3600)
+    day = utcnow().date().isoformat()
+    for _ in range(7):
+        spool.append({"kind": "rejected", "user_id": user_id, "day": day, "endpoint": "models"})
+    spool.flush()
+    for _ in range(3):
+        spool.append({"kind": "rejected", "user_id": user_id, "day": day, "endpoint": "models"})
+    spool.close()
+    with app.app_context():
+        rows = db.session.scalars(select(RejectedCalls)).all()
+    assert [(row.endpoint, row.count) for row in rows] == [("models", 10)]
+
+
+def test_rows_wait_while_the_database_is_down(app, tmp_path, make_app):
+    user_id = make_verified_user(app, "patient@example.org")
+    broken = make_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing/dir/none.db")
+    spool = UsageSpool(broken, str(tmp_path / "spool"), interval_s=3600)
+    spool.append(_line(user_id))
+    assert spool.flush() == 0  # the write failed: the file stays
+    assert len(list((tmp_path / "spool").glob("*.flushing"))) == 1
+    spool.close()
+    # Once a process that can reach the database flushes, the row arrives.
+    healthy = UsageSpool(app, str(tmp_path / "spool"), interval_s=3600)
+    assert healthy.flush() == 1 and _count(app) == 1
+    healthy.close()
+    assert Path(tmp_path / "spool").exists()
