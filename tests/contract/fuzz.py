@@ -16,20 +16,17 @@ import os
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-from sqlalchemy.engine import make_url
-
 from api import create_app
+from api.auth.models import User
 from api.config import TestConfig
 from api.extensions import db
 from tests.auth.conftest import PASSWORD
-from tests.conftest import migrate
-from tests.services import PG_SERVER_URL, REDIS_URL, gunicorn
+from tests.conftest import scratch_database
+from tests.services import REDIS_URL, gunicorn
 from tests.tokens.conftest import make_account
 
 HERE = Path(__file__).resolve().parent
@@ -54,34 +51,18 @@ SERVER_ENV = {
 }
 
 
-def _admin_url() -> str:
-    return (
-        make_url(PG_SERVER_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
-
-
 @contextlib.contextmanager
 def fuzz_database() -> Iterator[tuple[str, str]]:
     """A migrated database with a verified admin and an all-scope token: (url, token)."""
-    name = f"modelgate_fuzz_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(_admin_url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate(url)
+    with scratch_database("modelgate_fuzz") as url:
         app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=url))
         account = make_account(app, EMAIL)
         token = account.mint("fuzz", scopes=["embed", "generate", "usage"])["token"]
         with app.app_context():
-            from api.auth.models import User
-
             db.session.get(User, account.user_id).role = "admin"
             db.session.commit()
             db.engine.dispose()
         yield url, token
-    finally:
-        with psycopg.connect(_admin_url(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass
