@@ -201,7 +201,12 @@ def usage_spool() -> UsageSpool | None:
     if spool is None or spool.pid != os.getpid():
         interval = current_app.config["USAGE_FLUSH_INTERVAL_MS"] / 1000
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        spool = current_app.extensions["usage_spool"] = UsageSpool(app, directory, interval)
+        try:
+            spool = UsageSpool(app, directory, interval)
+        except OSError as error:  # unwritable: rows go straight to the database instead
+            log.error("usage spool unavailable", extra={"error.type": type(error).__name__})
+            return None
+        current_app.extensions["usage_spool"] = spool
     return spool
 
 

@@ -15,6 +15,7 @@ from api.extensions import db
 from api.usage.models import InferenceRecord, RejectedCalls
 from api.usage.spool import UsageSpool
 from tests.auth.conftest import make_verified_user
+from tests.tokens.conftest import make_account
 
 
 def _line(user_id: int, **extra) -> dict:
@@ -105,3 +106,14 @@ def test_rows_wait_while_the_database_is_down(app, tmp_path, make_app):
     assert healthy.flush() == 1 and _count(app) == 1
     healthy.close()
     assert Path(tmp_path / "spool").exists()
+
+
+def test_an_unwritable_spool_falls_back_to_direct_writes(make_app, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the spool directory should be")
+    app = make_app(USAGE_SPOOL_DIR=str(blocker / "spool"))
+    account = make_account(app)
+    token = account.mint()["token"]
+    response = account.client.get("/v1/models", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert _count(app) == 1  # written straight to the database
