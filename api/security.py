@@ -118,6 +118,8 @@ def _from_api_token(secret: str, limited: bool) -> tuple[Principal, Budget | Non
             epoch = changed.epoch
             found = _usable(load_token(token_hash))
             budget, seen = check_budget(_windows(found), None)
+        if seen is None and found is cached:  # Redis did not answer: re-read, do not trust
+            found = _usable(load_token(token_hash))
         epoch = epoch if seen is not None else None
     elif cached is not None:
         seen = read_epoch()
