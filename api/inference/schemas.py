@@ -70,7 +70,9 @@ class Neutral(fields.Raw):
         return value
 
     def openapi_property(self) -> dict[str, Any]:
-        return {**self.openapi, "nullable": True}
+        # OAS 3.0: `nullable` does not add null to an `enum`; list it there too.
+        enum = self.openapi.get("enum")
+        return {**self.openapi, "nullable": True, **({"enum": [*enum, None]} if enum else {})}
 
 
 class StrictSchema(Schema):
