@@ -177,28 +177,14 @@ def _degraded(state: bool) -> None:
     current_app.extensions["budget_degraded"] = state
 
 
-def is_degraded() -> bool:
-    """True while API limits run per process because Redis did not answer."""
-    return bool(current_app.extensions.get("budget_degraded"))
-
-
 def api_rate_limit(view: F) -> F:
     """Refuse the call when the budget counted at authentication is spent; else add headers."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         budget: Budget | None = g.get("budget")
-        if budget is None:  # authentication did not count this call: count it now
-            principal = g.principal
-            budget, _ = check_budget(
-                limits_for(
-                    principal.user_id,
-                    principal.rate_limit,
-                    principal.token_id,
-                    principal.token_rate_limit,
-                ),
-                None,
-            )
+        if budget is None:  # `authenticate` counts the call; it must wrap this decorator
+            raise RuntimeError("api_rate_limit must sit inside @authenticate")
         headers = budget.headers()
         if not budget.allowed:
             rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"

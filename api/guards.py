@@ -102,8 +102,9 @@ def check_query_and_path() -> None:
     """Query arguments must be safe strings; integer path parameters must fit an id column."""
     problems: dict[str, list[str]] = {}
     for name, values in request.args.lists():
-        if string_problem(name):
-            problems["_query"] = [f"A parameter name: {string_problem(name)}"]
+        name_problem = string_problem(name)
+        if name_problem:
+            problems["_query"] = [f"A parameter name: {name_problem}"]
             continue
         problem = next(filter(None, map(string_problem, values)), None)
         if problem:

@@ -59,7 +59,8 @@ def allow(limit: str, namespace: str, identifier: str) -> bool:
         return True
 
 
-def _client_ip() -> str:
+def client_ip() -> str:
+    """The caller's address (after ProxyFix), the key of the per-address limits."""
     return get_remote_address() or "unknown"
 
 
@@ -70,12 +71,12 @@ def _blocked_until() -> dict[str, float]:
 def check_auth_failures() -> None:
     """429 at once for an address that spent its budget of failed authentications."""
     blocked = _blocked_until()
-    until = blocked.get(_client_ip())
+    until = blocked.get(client_ip())
     if until is None:
         return
     remaining = until - time.monotonic()
     if remaining <= 0:
-        blocked.pop(_client_ip(), None)
+        blocked.pop(client_ip(), None)
         return
     raise TooManyRequests(
         "Too many invalid credentials from this address; retry later.",
@@ -90,7 +91,7 @@ def record_auth_failure() -> None:
     Other workers learn of the block at their next failure from the address.
     """
     item = parse(current_app.config["AUTH_FAILURE_LIMIT"])
-    keys = (current_app.config.get("RATELIMIT_KEY_PREFIX", ""), "authfail", _client_ip())
+    keys = (current_app.config.get("RATELIMIT_KEY_PREFIX", ""), "authfail", client_ip())
     try:
         limiter.limiter.hit(item, *keys)
         stats = limiter.limiter.get_window_stats(item, *keys)
@@ -99,8 +100,8 @@ def record_auth_failure() -> None:
         return
     if stats.remaining > 0:
         return
-    _blocked_until()[_client_ip()] = time.monotonic() + max(1.0, stats.reset_time - time.time())
-    log.warning("authentication failures over the limit", extra={"client.ip": _client_ip()})
+    _blocked_until()[client_ip()] = time.monotonic() + max(1.0, stats.reset_time - time.time())
+    log.warning("authentication failures over the limit", extra={"client.ip": client_ip()})
 
 
 def _enter(kind: str, user_id: int) -> tuple[int, bool]:

@@ -37,13 +37,13 @@ from api.tokens.format import has_valid_checksum, hash_token, looks_like_api_tok
 from api.tokens.service import MalformedToken, load_token
 
 F = TypeVar("F", bound=Callable[..., Any])
-ALL_SCOPES = frozenset({"embed", "generate", "usage"})
 # What an API token may do with each scope (docs/security.md has the whole table).
 SCOPES = {
     "embed": "create embeddings",
     "generate": "create completions; read and delete the history this token made",
     "usage": "read the account's usage figures",
 }
+ALL_SCOPES = frozenset(SCOPES)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from api import background
 from api.auth import schemas, service, sessions
 from api.extensions import limiter
 from api.http import current_client, json_field
+from api.ratelimits import client_ip
 from api.security import authenticate, current_principal
 from api.validation import Blueprint
 
@@ -44,16 +45,12 @@ def _account_email() -> str | None:
 def account_key() -> str:
     """Rate-limit key of the account (the IP when there is none); hashed, no addresses in Redis."""
     email = _account_email()
-    return "email:" + service.email_digest(email) if email else "ip:" + _client_ip()
+    return "email:" + service.email_digest(email) if email else "ip:" + client_ip()
 
 
 def account_source_key() -> str:
     """Rate-limit key of the account tried from this address."""
-    return account_key() + ":ip:" + _client_ip()
-
-
-def _client_ip() -> str:
-    return get_remote_address() or "unknown"
+    return account_key() + ":ip:" + client_ip()
 
 
 def _password_failed(response: Response) -> bool:

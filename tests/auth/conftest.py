@@ -64,16 +64,21 @@ def mailbox() -> Iterator[Mailbox]:
     controller.stop()
 
 
+def mail_settings(mailbox: Mailbox, redis_url: str) -> dict[str, object]:
+    """Settings for an app with real SMTP (this mailbox) and real Redis."""
+    return {
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": mailbox.port,  # type: ignore[attr-defined]
+        "REDIS_URL": redis_url,
+        "RATELIMIT_STORAGE_URI": redis_url,
+        "FRONTEND_URL": "https://app.example.test",
+    }
+
+
 @pytest.fixture
 def mail_app(make_app, mailbox, redis_url, redis_db) -> Flask:
     """An app with real SMTP and real Redis (revocation cache and rate limits)."""
-    return make_app(
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=mailbox.port,
-        REDIS_URL=redis_url,
-        RATELIMIT_STORAGE_URI=redis_url,
-        FRONTEND_URL="https://app.example.test",
-    )
+    return make_app(**mail_settings(mailbox, redis_url))
 
 
 def register_and_verify(client: FlaskClient, mailbox: Mailbox, address: str) -> None:

@@ -7,7 +7,10 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 
-from tests.auth.conftest import mailbox  # noqa: F401 - a fixture, shared
+from tests.auth.conftest import (
+    mail_settings,
+    mailbox,  # noqa: F401 - a fixture, shared
+)
 from tests.tokens.conftest import Account, make_account
 
 
@@ -31,13 +34,6 @@ def mail_app(make_app, mailbox, redis_url, redis_db) -> Callable[..., Flask]:  #
     """Build an app with real SMTP (aiosmtpd) and real Redis; keyword arguments override."""
 
     def build(**settings) -> Flask:
-        return make_app(
-            MAIL_SERVER="127.0.0.1",
-            MAIL_PORT=mailbox.port,
-            REDIS_URL=redis_url,
-            RATELIMIT_STORAGE_URI=redis_url,
-            FRONTEND_URL="https://app.example.test",
-            **settings,
-        )
+        return make_app(**{**mail_settings(mailbox, redis_url), **settings})
 
     return build
