@@ -5,8 +5,10 @@ directory is set in the environment here. Each value can be overridden by an
 environment variable of the same name with a `GUNICORN_` prefix.
 """
 
+import contextlib
 import os
 import shutil
+import subprocess
 import sys
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
@@ -49,13 +51,48 @@ def on_starting(server):
         # Development secrets are random per start; set them here so every worker shares them.
         os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
         os.environ.setdefault("JWT_SECRET_KEY", secrets.token_urlsafe(48))
+    start_model_server(config)
+
+
+model_server = None  # the supervisor of this master's model server, when there is one
+
+
+def start_model_server(config):
+    """One model process for the host's embedding models, fed by every worker.
+
+    MODEL_SERVER=off keeps a copy of each model in every worker instead. The socket
+    lives in a private (0700) directory of its own, so only this user can reach it.
+    """
+    global model_server
+    import tempfile
+
+    from api.inference.model_server import start_supervisor
+    from api.inference.specs import parse_model_specs
+
+    wanted = any(spec.task == "embedding" for spec in parse_model_specs(config.MODELS))
+    if not wanted or os.environ.get("MODEL_SERVER", "on") == "off":
+        return
+    folder = tempfile.mkdtemp(prefix="modelgate-models-")
+    os.environ["MODEL_SERVER_SOCKET"] = os.path.join(folder, "models.sock")
+    model_server = start_supervisor(os.environ["MODEL_SERVER_SOCKET"])
+
+
+def on_exit(server):
+    """Stop the model server with the master."""
+    if model_server is not None:
+        model_server.terminate()
+        # The master's own wait may reap it first; if it is slow, it ends with us anyway.
+        with contextlib.suppress(subprocess.TimeoutExpired, ChildProcessError):
+            model_server.wait(timeout=10)
+        shutil.rmtree(os.path.dirname(os.environ["MODEL_SERVER_SOCKET"]), ignore_errors=True)
 
 
 def post_worker_init(worker):
     """Start the usage spool and load the models in each worker after the fork.
 
     The spool's flusher starts at once so that it adopts the spool of a worker
-    that died before this one; torch's thread pools do not survive a fork.
+    that died before this one; torch's thread pools do not survive a fork. With a
+    model server, an embedding model's "load" waits for the server to answer.
     """
     from api.inference.registry import models
     from api.usage.spool import usage_spool

@@ -122,6 +122,9 @@ class Config:
         self.BATCH_MAX_WAIT_MS = _int(env, "BATCH_MAX_WAIT_MS", 5)
         self.INFERENCE_QUEUE_SIZE = _int(env, "INFERENCE_QUEUE_SIZE", 256)
         self.INFERENCE_TIMEOUT_S = _int(env, "INFERENCE_TIMEOUT_S", 30)
+        # Set by gunicorn.conf.py: the embedding models run in one model server per host.
+        self.MODEL_SERVER_SOCKET = env.get("MODEL_SERVER_SOCKET") or None
+        self.MODEL_SERVER_WAIT_S = _int(env, "MODEL_SERVER_WAIT_S", 120)
         # Generations running and waiting stay below the server's threads, so health
         # checks and other calls always find a free thread.
         self.GENERATION_SLOTS = _int(env, "GENERATION_SLOTS", 4)

@@ -72,6 +72,11 @@ class EmbeddingModel:
         """One unit vector and one token count per text, in order (over-long texts truncated)."""
         if not texts:
             return [], []
+        vectors, counts = self.embed_tensor(texts)
+        return vectors.tolist(), counts
+
+    def embed_tensor(self, texts: list[str]) -> tuple[torch.Tensor, list[int]]:
+        """`embed` as one float32 CPU tensor of shape (len(texts), dimensions)."""
         encodings = self._batcher.encode_batch(texts, add_special_tokens=True)
         columns = {
             "input_ids": [encoding.ids for encoding in encodings],
@@ -89,4 +94,4 @@ class EmbeddingModel:
             mask = attention.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
             vectors = torch.nn.functional.normalize(pooled, p=2, dim=1)
-        return vectors.float().cpu().tolist(), attention.sum(dim=1).cpu().tolist()
+        return vectors.float().cpu().contiguous(), attention.sum(dim=1).cpu().tolist()

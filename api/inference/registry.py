@@ -31,6 +31,7 @@ from api.inference.specs import ModelInfo, ModelSpec, Task, parse_model_specs
 if TYPE_CHECKING:
     from api.inference.embedding import EmbeddingModel
     from api.inference.generation import TextGenerator
+    from api.inference.remote import RemoteBatcher, RemoteEmbeddingModel
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class InferenceSettings:
     timeout_s: float = 30.0
     generation_slots: int = 4
     generation_queue_size: int = 2
+    model_server: str = ""  # the model server's socket: embedding models run there
+    model_server_wait_s: float = 120.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> InferenceSettings:
@@ -60,6 +63,8 @@ class InferenceSettings:
             generation_queue_size=int(
                 config.get("GENERATION_QUEUE_SIZE", cls.generation_queue_size)
             ),
+            model_server=str(config.get("MODEL_SERVER_SOCKET") or ""),
+            model_server_wait_s=float(config.get("MODEL_SERVER_WAIT_S", cls.model_server_wait_s)),
         )
         for name, value in (
             ("BATCH_MAX_SIZE", settings.batch_max_size),
@@ -86,9 +91,9 @@ class AppModels:
 class ServedModel:
     """A loaded model with what admits requests to it: a batcher (embedding) or a gate."""
 
-    model: EmbeddingModel | TextGenerator
+    model: EmbeddingModel | RemoteEmbeddingModel | TextGenerator
     metrics: ModelMetrics
-    batcher: MicroBatcher[str, EmbeddedText] | None = None
+    batcher: MicroBatcher[str, EmbeddedText] | RemoteBatcher | None = None
     gate: GenerationGate | None = None
 
 
@@ -140,7 +145,7 @@ class ModelRegistry:
     def settings(self) -> InferenceSettings:
         return self._configured(current_app).settings
 
-    def get(self, model_id: str) -> EmbeddingModel | TextGenerator:
+    def get(self, model_id: str) -> EmbeddingModel | RemoteEmbeddingModel | TextGenerator:
         """The loaded model `model_id` of the current app; ModelNotFound when not configured."""
         return self.serve(model_id).model
 
@@ -180,6 +185,8 @@ class ModelRegistry:
         return served
 
     def _build(self, spec: ModelSpec, settings: InferenceSettings) -> ServedModel:
+        if spec.task == "embedding" and settings.model_server:
+            return self._build_remote(spec, settings)
         model = self._models.get(spec)
         if model is None:
             if not os.path.isdir(spec.path):
@@ -220,6 +227,15 @@ class ModelRegistry:
             observer=metrics,
         )
         return ServedModel(model, metrics, gate=gate)
+
+    def _build_remote(self, spec: ModelSpec, settings: InferenceSettings) -> ServedModel:
+        """An embedding model of the model server: the worker keeps only its tokenizer."""
+        from api.inference.remote import ModelServerClient, RemoteBatcher, RemoteEmbeddingModel
+
+        client = ModelServerClient(settings.model_server)
+        model = RemoteEmbeddingModel(spec, client, settings.model_server_wait_s)
+        batcher = RemoteBatcher(model, client, settings.queue_size)
+        return ServedModel(model, ModelMetrics(spec.id), batcher=batcher)
 
     def list(self) -> builtins.list[ModelInfo]:
         """The current app's models that are loaded (or load now), in `MODELS` order."""

@@ -1,0 +1,248 @@
+"""One model process per host: the embedding models, fed by every gunicorn worker.
+
+Run in a worker, a model shares its process's GIL with the HTTP threads: while it
+runs they cannot hand it more work, so batches stay small, and the forward pass
+slows while they contend. Here the models live in a process of their own with all
+the host's cores; every worker sends its texts over a Unix socket (`wire`), and one
+`MicroBatcher` per model gathers the texts of all workers into one batch.
+
+`python -m api.inference.model_server --socket PATH` serves until SIGTERM;
+`--supervise` runs that server as a child and starts it again when it dies (the
+gunicorn master starts the supervisor, see gunicorn.conf.py). Both end with their
+parent. Settings come from the environment as for the app (`MODELS`,
+`BATCH_MAX_SIZE`, `BATCH_MAX_WAIT_MS`, `INFERENCE_QUEUE_SIZE`); text generation
+stays in the workers (see docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from api.errors import APIError
+from api.inference import wire
+from api.inference.batcher import MicroBatcher
+from api.inference.errors import ModelNotFound
+from api.inference.metrics import ModelMetrics
+from api.observability.tracing import bind_trace_id, reset_trace_id
+
+if TYPE_CHECKING:
+    from api.inference.embedding import EmbeddingModel
+    from api.inference.registry import InferenceSettings
+    from api.inference.specs import ModelSpec
+
+log = logging.getLogger("api.inference.model_server")  # not "__main__" when run
+
+MODULE = "api.inference.model_server"
+PR_SET_PDEATHSIG = 1
+Row = tuple[bytes, int]  # one text's float32 vector bytes and its token count
+
+
+@dataclass(frozen=True)
+class _Served:
+    model: EmbeddingModel
+    batcher: MicroBatcher[str, Row]
+    dimensions: int
+
+
+def _serve_model(spec: ModelSpec, settings: InferenceSettings) -> _Served:
+    from api.inference.registry import load_model
+
+    model: EmbeddingModel = load_model(spec)  # type: ignore[assignment]
+    embed = model.embed_tensor
+
+    def run_batch(texts: list[str]) -> list[Row]:
+        vectors, counts = embed(texts)
+        rows = vectors.numpy()
+        return [(rows[index].tobytes(), counts[index]) for index in range(len(texts))]
+
+    batcher = MicroBatcher(
+        run_batch,
+        name=spec.id,
+        max_batch=settings.batch_max_size,
+        max_wait_ms=settings.batch_max_wait_ms,
+        max_queue=settings.queue_size,
+        observer=ModelMetrics(spec.id),
+    )
+    return _Served(model, batcher, int(embed(["dimensions"])[0].shape[1]))
+
+
+class _Connection(socketserver.BaseRequestHandler):
+    """One worker thread's connection: a request, its answer, again until it closes."""
+
+    server: ModelServer
+
+    def handle(self) -> None:
+        while True:
+            try:
+                header, _ = wire.receive(self.request)
+            except (ConnectionError, OSError, ValueError):
+                return
+            reply, payload = self.server.answer(header)
+            try:
+                wire.send(self.request, reply, payload)
+            except OSError:
+                return
+
+
+class ModelServer(socketserver.ThreadingUnixStreamServer):
+    """Answers `info` and `embed` requests for the models in `served`."""
+
+    daemon_threads = True
+
+    def __init__(self, path: str, served: dict[str, _Served]) -> None:
+        self.served = served
+        super().__init__(path, _Connection)
+
+    def answer(self, header: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        operation = header.get("op")
+        try:
+            if operation == "info":
+                return {"ok": True, "models": self._infos()}, b""
+            if operation == "embed":
+                return self._embed(header)
+            return {"ok": False, "error": "BadRequest", "message": f"unknown op {operation!r}"}, b""
+        except APIError as error:
+            return {"ok": False, "error": type(error).__name__, "message": error.message}, b""
+        except Exception:
+            log.exception("model server request failed")
+            return {"ok": False, "error": "Failed", "message": "The model failed."}, b""
+
+    def _infos(self) -> dict[str, dict[str, Any]]:
+        return {
+            model_id: {**asdict(entry.model.info), "dimensions": entry.dimensions}
+            for model_id, entry in self.served.items()
+        }
+
+    def _embed(self, header: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        entry = self.served.get(header.get("model", ""))
+        if entry is None:
+            raise ModelNotFound(header.get("model"), "embedding")
+        texts = header["texts"]
+        if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
+            raise ValueError("texts must be a list of strings")
+        token = bind_trace_id(header.get("trace_id"))
+        try:
+            rows = entry.batcher.run(texts, deadline=time.monotonic() + float(header["timeout"]))
+        finally:
+            reset_trace_id(token)
+        reply = {"ok": True, "counts": [count for _, count in rows], "dimensions": entry.dimensions}
+        return reply, b"".join(vector for vector, _ in rows)
+
+
+def _end_with_parent() -> None:
+    """Ask Linux for SIGTERM when the parent dies, so no server outlives its gunicorn."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the supervisor still ends us
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _stop_on_sigterm() -> None:
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the supervisor's and the parent's
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def serve(path: str) -> int:
+    """Load the embedding models, then answer on `path` until SIGTERM."""
+    _end_with_parent()
+    _stop_on_sigterm()
+    os.environ["GUNICORN_WORKERS"] = "1"  # torch takes every core: no worker runs a model
+    from api import create_app
+    from api.inference.registry import InferenceSettings
+    from api.inference.specs import parse_model_specs
+
+    app = create_app()
+    settings = InferenceSettings.from_config(app.config)
+    served = {}
+    for spec in parse_model_specs(app.config["MODELS"]):
+        if spec.task != "embedding":
+            continue
+        try:
+            served[spec.id] = _serve_model(spec, settings)
+        except Exception:  # its requests answer 503 from the workers
+            log.exception("model failed to load", extra={"inference.model": spec.id})
+    if os.path.exists(path):
+        os.unlink(path)
+    server = ModelServer(path, served)
+    log.info("model server ready", extra={"inference.models": sorted(served), "socket": path})
+    try:
+        server.serve_forever(poll_interval=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        for entry in served.values():
+            entry.batcher.close()
+        if os.path.exists(path):
+            os.unlink(path)
+    return 0
+
+
+def supervise(path: str) -> int:
+    """Run `serve(path)` in a child and start it again whenever it exits, until SIGTERM."""
+    _end_with_parent()
+    stopping = False
+    child: subprocess.Popen[bytes] | None = None
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        if child is not None:
+            child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    pause = 0.5
+    while not stopping:
+        started = time.monotonic()
+        child = subprocess.Popen([sys.executable, "-m", MODULE, "--socket", path])  # noqa: S603
+        code = child.wait()
+        if stopping:
+            break
+        print(f"modelgate: the model server exited with {code}; starting it again", file=sys.stderr)
+        pause = 0.5 if time.monotonic() - started > 30 else min(pause * 2, 10.0)
+        time.sleep(pause)
+    return 0
+
+
+def start_supervisor(path: str) -> subprocess.Popen[bytes]:
+    """Start `--supervise` for `path` as a child of this process (the gunicorn master)."""
+    command = [sys.executable, "-m", MODULE, "--supervise", "--socket", path]
+    return subprocess.Popen(command)  # noqa: S603 - our own module, our own path
+
+
+def answers(path: str, timeout: float = 1.0) -> bool:
+    """Whether a model server answers `info` on `path` (for tests and waiting)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(path)
+            wire.send(sock, {"op": "info"})
+            return bool(wire.receive(sock)[0].get("ok"))
+    except (OSError, ConnectionError, ValueError):
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="modelgate's model server")
+    parser.add_argument("--socket", required=True, help="the Unix socket to listen on")
+    parser.add_argument("--supervise", action="store_true", help="run it and restart it")
+    args = parser.parse_args(argv)
+    return supervise(args.socket) if args.supervise else serve(args.socket)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The model server: one process for the host's embedding models, fed by the workers.
+
+A real server process on a Unix socket; the app side is the bare inference app of
+conftest.py with `MODEL_SERVER_SOCKET` set, so `embed_texts` goes over the socket.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from api.inference.errors import QueueFull
+from api.inference.model_server import answers
+from api.inference.registry import models
+from api.inference.service import embed_texts
+from tests.services import ROOT
+
+SENTENCES = ["The frog became a prince.", "Snow fell on the black window frame.", "Gold."]
+
+
+def start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    path = str(tmp_path / "models.sock")
+    env = {
+        **os.environ,
+        "MODELGATE_ENV": "development",
+        "MODELS": "all-minilm-l6-v2",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'unused.sqlite'}",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "LOG_FILE": str(tmp_path / "models.log"),
+    }
+    command = [sys.executable, "-m", "api.inference.model_server", *extra, "--socket", path]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    give_up = time.monotonic() + 90
+    while not answers(path):
+        assert process.poll() is None, "the model server exited while starting"
+        assert time.monotonic() < give_up, "the model server did not answer in 90 s"
+        time.sleep(0.2)
+    return process, path
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def remote_app(path: str) -> Flask:
+    """An app whose embedding model is the server's on `path` (the registry keys it apart)."""
+    app = Flask("model-server-tests")
+    app.config.update(MODELS="all-minilm-l6-v2", MODEL_SERVER_SOCKET=path, MODEL_SERVER_WAIT_S=5)
+    models.init_app(app)
+    return app
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    process, path = start(tmp_path_factory.mktemp("model-server"))
+    yield path
+    stop(process)
+
+
+def test_vectors_and_token_counts_equal_the_in_process_model(server, inference_context):
+    local = embed_texts("all-minilm-l6-v2", SENTENCES)
+    app = remote_app(server)
+    with app.app_context():
+        served = models.serve("all-minilm-l6-v2", task="embedding")
+        assert type(served.model).__name__ == "RemoteEmbeddingModel"
+        assert served.model.info.max_input == 256 and served.model.info.parameters > 20_000_000
+        remote = embed_texts("all-minilm-l6-v2", SENTENCES)
+    assert remote.token_counts == local.token_counts
+    for mine, theirs in zip(remote.vectors, local.vectors, strict=True):
+        assert len(mine) == 384
+        assert max(abs(a - b) for a, b in zip(mine, theirs, strict=True)) < 1e-5
+
+
+def test_concurrent_callers_each_get_their_own_vector(server):
+    app = remote_app(server)
+    texts = [f"Sister number {n} spun straw into gold." for n in range(24)]
+
+    def one(text: str) -> list[float]:
+        with app.app_context():
+            return embed_texts("all-minilm-l6-v2", [text]).vectors[0]
+
+    with app.app_context():
+        expected = embed_texts("all-minilm-l6-v2", texts).vectors
+    with ThreadPoolExecutor(12) as pool:
+        answers_in_order = list(pool.map(one, texts))
+    for got, want in zip(answers_in_order, expected, strict=True):
+        assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 1e-5
+
+
+def test_the_supervisor_restarts_a_killed_server_and_callers_recover(tmp_path):
+    supervisor, path = start(tmp_path, "--supervise")
+    try:
+        app = remote_app(path)
+        with app.app_context():
+            before = embed_texts("all-minilm-l6-v2", ["A wolf."]).vectors[0]
+        server_pid = int(
+            subprocess.run(
+                ["pgrep", "-f", "-P", str(supervisor.pid), "model_server --socket"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()[0]
+        )
+        os.kill(server_pid, signal.SIGKILL)
+        refusals = []
+        give_up = time.monotonic() + 90
+        while True:
+            asked = time.monotonic()
+            try:
+                with app.app_context():
+                    after = embed_texts("all-minilm-l6-v2", ["A wolf."]).vectors[0]
+                break
+            except QueueFull as refused:  # what callers see while it starts again
+                refusals.append((refused, time.monotonic() - asked))
+                assert time.monotonic() < give_up, "the model server was not started again"
+                time.sleep(0.2)
+        assert refusals, "a dead server was answered for"
+        refused, waited = refusals[0]
+        assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+        assert "model server" in refused.message and waited < 1.0
+        assert max(abs(a - b) for a, b in zip(before, after, strict=True)) < 1e-5
+    finally:
+        stop(supervisor)
+    leftover = subprocess.run(["pgrep", "-f", f"model_server --socket {path}"], check=False)
+    assert leftover.returncode == 1, "the server outlived its supervisor"
