@@ -19,7 +19,7 @@ import os
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import guards, models, observability, validation
+from api import guards, models, observability, validation, web
 from api import openapi as openapi_docs
 from api.admin.routes import blueprint as admin
 from api.auth.routes import blueprint as auth
@@ -99,3 +99,4 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     for blueprint in (health, auth, admin, tokens, usage, inference, completions):
         openapi.register_blueprint(blueprint)
+    web.init_app(app)  # last: its catch-all must not shadow the API

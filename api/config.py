@@ -81,6 +81,10 @@ class Config:
         self.REDIS_URL = env.get("REDIS_URL") or None
         self.CORS_ORIGINS = _list(env, "CORS_ORIGINS", "http://localhost:5173")
         self.FRONTEND_URL = env.get("FRONTEND_URL", "http://localhost:5173").rstrip("/")
+        # The built web app, served at / when present (Nginx serves it in production).
+        self.WEB_DIST = env.get("WEB_DIST", str(PROJECT_ROOT / "web" / "dist"))
+        # Kibana's base URL: the admin pages link each trace id to Discover when set.
+        self.KIBANA_URL = env.get("KIBANA_URL", "").rstrip("/")
 
         self.MAIL_SERVER = env.get("MAIL_SERVER") or None
         self.MAIL_PORT = _int(env, "MAIL_PORT", 25)
@@ -142,13 +146,13 @@ class Config:
         self.USAGE_SPOOL_DIR: str | None = spool
         self.USAGE_FLUSH_INTERVAL_MS = _int(env, "USAGE_FLUSH_INTERVAL_MS", 200)
         self.JWT_COOKIE_SECURE = self.MODELGATE_ENV == "production"
+        self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_int(env, "ACCESS_TOKEN_SECONDS", 900))
 
     # Sessions: short access JWTs in headers, refresh JWTs in an httpOnly cookie with CSRF.
     JWT_ALGORITHM = "HS256"
     JWT_DECODE_ALGORITHMS = ["HS256"]
     JWT_ENCODE_ISSUER = JWT_DECODE_ISSUER = "modelgate"
     JWT_ENCODE_AUDIENCE = JWT_DECODE_AUDIENCE = "modelgate-api"
-    JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=30)
     JWT_TOKEN_LOCATION = ["headers", "cookies"]
     JWT_REFRESH_COOKIE_NAME = "mg_refresh"
@@ -219,5 +223,6 @@ class TestConfig(Config):
         self.RATE_LIMIT_AUTH = "1000/minute"
         self.RATELIMIT_STORAGE_URI = "memory://"
         self.USAGE_SPOOL_DIR = None  # rows straight to the database: tests read them at once
+        self.WEB_DIST = None  # unknown paths stay JSON 404s; the web tests set it
         for key, value in overrides.items():
             setattr(self, key, value)

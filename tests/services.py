@@ -68,6 +68,7 @@ def gunicorn(env: dict[str, str], tmp_path: Path, workers: int = 2) -> Iterator[
         "LOG_FILE": str(tmp_path / "app.log"),
         "USAGE_SPOOL_DIR": str(tmp_path / "usage-spool"),
         "MODELS": "",
+        "WEB_DIST": "",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": str(workers),
         **env,
