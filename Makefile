@@ -7,7 +7,11 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export FLASK_APP := wsgi
 
-.PHONY: run test lint format migrate bench fuzz clean
+WEB    := web
+NPM    := cd $(WEB) && npm
+WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/package-lock.json -type f 2>/dev/null)
+
+.PHONY: run test web-test lint format migrate bench fuzz clean client screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,15 +26,38 @@ $(STAMP): requirements.txt requirements-dev.txt
 instance:
 	mkdir -p instance
 
+# The web app: npm ci when the lock file changes, a build when any source changes.
+$(WEB)/node_modules/.installed: $(WEB)/package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	touch $@
+
+$(WEB)/dist/index.html: $(WEB)/node_modules/.installed $(WEB_SOURCES)
+	$(NPM) run build
+
+# Regenerate the OpenAPI document and the web app's client from the API (commit both).
+client: $(STAMP) $(WEB)/node_modules/.installed
+	LOG_LEVEL=WARNING MODELS= $(BIN)/flask write-openapi $(WEB)/openapi.json
+	$(NPM) run generate
+
+web-test: $(WEB)/node_modules/.installed
+	$(NPM) run lint
+	$(NPM) run typecheck
+	$(NPM) test
+
 migrate: $(STAMP) instance
 	$(BIN)/flask db upgrade
 
-run: migrate
+run: migrate $(WEB)/dist/index.html
 	@echo "modelgate on http://$(HOST):$(PORT)  (docs: http://$(HOST):$(PORT)/docs)"
 	GUNICORN_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: $(STAMP)
+# The web checks, a fresh build, then every Python test (the browser end to end among them).
+test: $(STAMP) web-test $(WEB)/dist/index.html
 	$(BIN)/python -m pytest
+
+# The end-to-end run again, keeping its screenshots for the README.
+screenshots: $(STAMP) $(WEB)/dist/index.html
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/web/test_e2e.py -q
 
 # The long schemathesis run (the bounded one is part of `make test`): every phase and check,
 # with an API token and with a login session, against gunicorn on PostgreSQL and Redis.
@@ -51,4 +78,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache $(WEB)/node_modules $(WEB)/dist

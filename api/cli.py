@@ -1,7 +1,8 @@
-"""`flask` commands: `flask users create-admin EMAIL`."""
+"""`flask` commands: `flask users create-admin EMAIL`, `flask write-openapi PATH`."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -30,5 +31,17 @@ def create_admin_command(email: str) -> None:
     click.echo(f"{user.email} is an administrator (id {user.id}).")
 
 
+@click.command("write-openapi")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+def write_openapi_command(path: str) -> None:
+    """Write the OpenAPI document to PATH (the web app's client is generated from it)."""
+    from api.extensions import openapi
+
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(openapi.spec.to_dict(), file, indent=2, sort_keys=True, ensure_ascii=False)
+        file.write("\n")
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
+    app.cli.add_command(write_openapi_command)

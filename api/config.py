@@ -82,7 +82,7 @@ class Config:
         self.CORS_ORIGINS = _list(env, "CORS_ORIGINS", "http://localhost:5173")
         self.FRONTEND_URL = env.get("FRONTEND_URL", "http://localhost:5173").rstrip("/")
         # The built web app, served at / when present (Nginx serves it in production).
-        self.WEB_DIST = env.get("WEB_DIST", str(PROJECT_ROOT / "web" / "dist"))
+        self.WEB_DIST: str | None = env.get("WEB_DIST", str(PROJECT_ROOT / "web" / "dist"))
         # Kibana's base URL: the admin pages link each trace id to Discover when set.
         self.KIBANA_URL = env.get("KIBANA_URL", "").rstrip("/")
 

@@ -56,9 +56,11 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60.0) ->
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], tmp_path: Path, workers: int = 2) -> Iterator[str]:
+def gunicorn(
+    env: dict[str, str], tmp_path: Path, workers: int = 2, port: int | None = None
+) -> Iterator[str]:
     """Run `gunicorn -c gunicorn.conf.py wsgi:app` on a free loopback port; yield its base URL."""
-    port = free_port()
+    port = port or free_port()
     full_env = {
         **os.environ,
         "MODELGATE_ENV": "development",

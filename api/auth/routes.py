@@ -169,6 +169,20 @@ def logout():
     return response
 
 
+@blueprint.route("/logout-all", methods=["POST"])
+@authenticate(session_only=True)
+@blueprint.response(204)
+def logout_all():
+    """Sign out everywhere: every session of this account ends, this one included.
+
+    API tokens keep working; revoke them on the tokens page.
+    """
+    sessions.end_all_sessions(current_principal().user_id, current_client())
+    response = current_app.response_class(status=204)
+    unset_refresh_cookies(response)
+    return response
+
+
 @blueprint.route("/forgot-password", methods=["POST"])
 @per_ip
 @blueprint.errors(429)

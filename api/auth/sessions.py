@@ -65,7 +65,9 @@ def rotate_session(claims: dict, client: Client) -> tuple[User, Tokens]:
     """Swap a current refresh token for new tokens; an old one revokes the family."""
     session = db.session.get(AuthSession, claims.get("sid", ""))
     user = db.session.get(User, session.user_id) if session else None
-    if session is None or user is None or session.revoked_at or not user.is_active:
+    if user is not None and not user.is_active:
+        raise Unauthorized("This account is disabled.", code="account_unavailable")
+    if session is None or user is None or session.revoked_at:
         raise Unauthorized("This session has ended; sign in again.", code="session_revoked")
     # The conditional UPDATE is the rotation: of two concurrent refreshes with one token,
     # exactly one swaps the jti; the other finds it gone and is treated as a replay.
@@ -154,6 +156,14 @@ def end_session_for_logout(session_id: str, user_id: int, client: Client) -> Non
     db.session.commit()
 
 
+def end_all_sessions(user_id: int, client: Client) -> int:
+    """Sign out everywhere: every open session of the user ends; returns how many."""
+    count = revoke_user_sessions(user_id, "logout_all")
+    record_event("logout_all", client, user_id=user_id, count=count)
+    db.session.commit()
+    return count
+
+
 def _load_user(_header: dict, payload: dict) -> User | None:
     try:
         user = db.session.get(User, int(payload["sub"]))
@@ -172,6 +182,17 @@ def _unauthorized(code: str, message: str):
     return callback
 
 
+def _revoked(_header: dict, payload: dict) -> Response:
+    """A revoked session's 401 says when the reason is a disabled account (the web app shows it)."""
+    try:
+        user = db.session.get(User, int(payload["sub"]))
+    except (KeyError, TypeError, ValueError):
+        user = None
+    if user is not None and not user.is_active:
+        return error_response(401, "account_unavailable", "This account is disabled.")
+    return error_response(401, "session_revoked", "This session has ended; sign in again.")
+
+
 def init_jwt(manager: JWTManager) -> None:
     """Wire flask-jwt-extended to our users, our revocation check and our error shape."""
     manager.user_lookup_loader(_load_user)
@@ -182,9 +203,7 @@ def init_jwt(manager: JWTManager) -> None:
     manager.unauthorized_loader(_unauthorized("unauthorized", "Missing or invalid credentials."))
     manager.invalid_token_loader(_unauthorized("invalid_token", "The token is invalid."))
     manager.expired_token_loader(_unauthorized("token_expired", "The token has expired."))
-    manager.revoked_token_loader(
-        _unauthorized("session_revoked", "This session has ended; sign in again.")
-    )
+    manager.revoked_token_loader(_revoked)
     manager.token_verification_failed_loader(
         _unauthorized("invalid_token", "The token is invalid.")
     )

@@ -44,6 +44,10 @@ def test_disable_ends_sessions_at_once_and_enable_restores(app):
     )
     assert response.status_code == 200 and response.get_json()["disabled"] is True
     assert user_client.get("/v1/auth/me", headers=user).status_code == 401
+    csrf = user_client.get_cookie("mg_csrf", path="/").value
+    renewed = user_client.post("/v1/auth/refresh", headers={"X-CSRF-TOKEN": csrf})
+    assert renewed.status_code == 401  # and it says why, which the web app shows
+    assert renewed.get_json()["error"]["message"] == "This account is disabled."
     refused = user_client.post(
         "/v1/auth/login", json={"email": "victim@example.org", "password": PASSWORD}
     )

@@ -128,6 +128,26 @@ def test_logout_ends_access_and_refresh(mail_app, mailbox):
     assert refresh(client, csrf).status_code == 401
 
 
+def test_sign_out_everywhere_ends_every_session_but_not_api_tokens(mail_app, mailbox):
+    client, phone = mail_app.test_client(), mail_app.test_client()
+    register_and_verify(client, mailbox, "fay@example.org")
+    mine, theirs = login(client, "fay@example.org"), login(phone, "fay@example.org")
+    minted = client.post(
+        "/v1/tokens", headers=bearer(mine), json={"name": "ci", "scopes": ["usage"]}
+    )
+    api_token = minted.get_json()["token"]
+    assert client.post("/v1/auth/logout-all", headers=bearer(mine)).status_code == 204
+    for access in (mine, theirs):
+        assert client.get("/v1/auth/me", headers=bearer(access)).status_code == 401
+    assert refresh(phone).status_code == 401
+    assert client.get("/v1/usage", headers=bearer(api_token)).status_code == 200
+    with mail_app.app_context():
+        events = list(
+            db.session.scalars(select(AuditEvent.details).where(AuditEvent.action == "logout_all"))
+        )
+    assert events == [{"count": 2}]
+
+
 def test_change_password_keeps_this_session_and_ends_the_others(mail_app, mailbox):
     client, other = mail_app.test_client(), mail_app.test_client()
     register_and_verify(client, mailbox, "eve@example.org")

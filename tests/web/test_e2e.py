@@ -1,0 +1,106 @@
+"""The web app end to end: Debian's Chromium, driven by playwright-core (web/e2e/flow.mjs),
+against gunicorn on PostgreSQL and Redis with both models, and a real SMTP server
+whose captured emails the browser test opens.
+
+The access token lives 8 seconds here, so the flow also proves the silent refresh.
+`SCREENSHOTS_DIR` (default: this test's temporary folder) receives the screenshots;
+`make screenshots` points it at docs/screenshots.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from api import create_app
+from api.admin.service import create_admin
+from api.config import TestConfig
+from api.extensions import db
+from tests.services import ROOT, free_port, gunicorn
+
+WEB = ROOT / "web"
+CHROMIUM = "/usr/bin/chromium"
+ADMIN_EMAIL, ADMIN_PASSWORD = "root@example.org", "the admin's long passphrase"
+
+
+class MailDrop:
+    """An SMTP handler that writes each message to a file the browser test reads."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.count = 0
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd names the hook
+        self.count += 1
+        (self.folder / f"{self.count:04d}.eml").write_bytes(envelope.content)
+        return "250 OK"
+
+
+@pytest.fixture
+def mail_folder(tmp_path: Path):
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    controller = Controller(MailDrop(folder), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield folder, controller.port
+    controller.stop()
+
+
+def make_admin(database_url: str) -> None:
+    app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=database_url))
+    with app.app_context():
+        create_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
+        db.engine.dispose()
+
+
+def test_the_whole_journey_in_chromium(tmp_path, live_database, redis_url, redis_db, mail_folder):
+    if not Path(CHROMIUM).exists() or not (WEB / "dist" / "index.html").exists():
+        pytest.fail("needs /usr/bin/chromium and a built web/dist (make test installs and builds both)")
+    folder, smtp_port = mail_folder
+    make_admin(live_database)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        "DATABASE_URL": live_database,
+        "REDIS_URL": redis_url,
+        "MODELS": "all-minilm-l6-v2,storyteller",
+        "WEB_DIST": str(WEB / "dist"),
+        "FRONTEND_URL": base,
+        "CORS_ORIGINS": base,
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(smtp_port),
+        "ACCESS_TOKEN_SECONDS": "8",
+        "RATE_LIMIT_AUTH": "1000/minute",
+        "RATE_LIMIT_DEFAULT": "10000/minute",
+    }
+    shots = Path(os.environ.get("SCREENSHOTS_DIR") or tmp_path / "screenshots")
+    home = tmp_path / "home"
+    home.mkdir()
+    with gunicorn(env, tmp_path, workers=2, port=port):
+        result = subprocess.run(
+            [shutil.which("node") or "node", "e2e/flow.mjs"],
+            cwd=WEB,
+            env={
+                **os.environ,
+                "HOME": str(home),
+                "BASE_URL": base,
+                "MAIL_DIR": str(folder),
+                "ADMIN_EMAIL": ADMIN_EMAIL,
+                "ADMIN_PASSWORD": ADMIN_PASSWORD,
+                "SCREENSHOTS_DIR": str(shots),
+                "CHROMIUM": CHROMIUM,
+            },
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    for page in ("dashboard", "tokens", "playground", "usage", "admin"):
+        assert (shots / f"{page}.png").stat().st_size > 10_000, page

@@ -1,0 +1,240 @@
+// The acceptance journey of the web app, in Debian's Chromium driven by playwright-core.
+// Run by tests/web/test_e2e.py, which starts gunicorn (PostgreSQL, Redis, both models),
+// an SMTP server writing each email to MAIL_DIR, and an admin account.
+import assert from 'node:assert/strict'
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+
+import { chromium } from 'playwright-core'
+
+const BASE = process.env.BASE_URL
+const MAIL_DIR = process.env.MAIL_DIR
+const SHOTS = process.env.SCREENSHOTS_DIR
+const ADMIN = { email: process.env.ADMIN_EMAIL, password: process.env.ADMIN_PASSWORD }
+const USER = { email: `reader-${Date.now()}@example.org`, password: 'a long and happy passphrase', name: 'Rapunzel' }
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8')
+mkdirSync(SHOTS, { recursive: true })
+
+const step = (text) => console.log(`ok: ${text}`)
+
+async function waitForMail(to, subjectPart, timeoutMs = 20_000) {
+  const until = Date.now() + timeoutMs
+  while (Date.now() < until) {
+    for (const name of readdirSync(MAIL_DIR)) {
+      const raw = readFileSync(join(MAIL_DIR, name), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/g, '=')
+      if (raw.includes(`To: ${to}`) && raw.includes(subjectPart)) return raw
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  throw new Error(`no email to ${to} about ${subjectPart}`)
+}
+
+/** No serious or critical axe-core violation on the page as it is now. */
+async function accessible(page, name) {
+  await page.addScriptTag({ content: AXE })
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] })
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')})`)
+  })
+  assert.deepEqual(violations, [], `axe on ${name}`)
+  step(`axe: no serious violation on ${name}`)
+}
+
+async function fitsPhone(page, name) {
+  await page.setViewportSize({ width: 390, height: 844 })
+  await page.waitForTimeout(200)
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
+  assert.ok(overflow <= 1, `${name} is ${overflow}px wider than a phone`)
+  await page.setViewportSize({ width: 1280, height: 900 })
+  step(`${name} fits a 390px phone`)
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true })
+}
+
+async function signIn(page, who) {
+  await page.goto(`${BASE}/login`)
+  await page.getByLabel('Email').fill(who.email)
+  await page.getByLabel('Password').fill(who.password)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.waitForURL(`${BASE}/dashboard`)
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+})
+const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
+await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE })
+const page = await context.newPage()
+const refreshes = []
+page.on('response', (response) => {
+  if (response.url().endsWith('/v1/auth/refresh')) refreshes.push(response.status())
+})
+page.on('pageerror', (error) => console.log(`page error: ${error.message}`))
+
+try {
+  // Sign up; the form checks fields before sending, and shows the server's own errors.
+  await page.goto(`${BASE}/signup`)
+  await page.getByRole('button', { name: 'Create account' }).click()
+  await page.getByText('Enter a valid email address.').waitFor()
+  await accessible(page, 'sign up (with errors)')
+  await page.getByLabel('Name').fill(USER.name)
+  await page.getByLabel('Email').fill(USER.email)
+  await page.getByLabel('Password').fill(USER.password)
+  await page.getByRole('button', { name: 'Create account' }).click()
+  await page.getByRole('heading', { name: 'Check your email' }).waitFor()
+  step('signed up')
+
+  // The verification link from the captured email.
+  const mail = await waitForMail(USER.email, 'Confirm')
+  const link = mail.match(/https?:\/\/[^\s"<>]+\/verify-email\?token=[A-Za-z0-9_-]+/)[0]
+  assert.ok(link.startsWith(BASE), link)
+  await page.goto(link)
+  await page.getByText('Your email is confirmed.').waitFor()
+  step('verified through the emailed link')
+
+  await page.goto(`${BASE}/login`)
+  await accessible(page, 'sign in')
+  await signIn(page, USER)
+  const signedInAt = Date.now()
+  await page.getByRole('heading', { name: `Welcome, ${USER.name}` }).waitFor()
+  await page.getByText('all-minilm-l6-v2').waitFor()
+  await accessible(page, 'dashboard')
+  await fitsPhone(page, 'dashboard')
+  await shot(page, 'dashboard')
+  step('signed in')
+
+  // A token: shown once in a dialog, copied, and it works from outside the browser.
+  await page.getByRole('link', { name: 'API tokens' }).click()
+  await page.getByText('No tokens yet.').waitFor()
+  await page.getByLabel('Name').fill('e2e laptop')
+  await page.getByRole('button', { name: 'Create token' }).click()
+  const dialog = page.getByRole('dialog', { name: 'Your new token' })
+  await dialog.waitFor()
+  const token = (await dialog.getByTestId('new-token').textContent()).trim()
+  assert.match(token, /^mg_[A-Za-z0-9]{40,}/)
+  await dialog.getByRole('button', { name: 'Copy' }).click()
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), token)
+  await accessible(page, 'new token dialog')
+  await dialog.getByRole('button', { name: 'Done' }).click()
+  const models = await fetch(`${BASE}/v1/models`, { headers: { Authorization: `Bearer ${await page.evaluate(() => navigator.clipboard.readText())}` } })
+  assert.equal(models.status, 200)
+  const row = page.getByRole('row', { name: /e2e laptop/ })
+  await row.waitFor()
+  assert.ok((await row.textContent()).includes(token.slice(-4)))
+  await accessible(page, 'tokens')
+  await fitsPhone(page, 'tokens')
+  await shot(page, 'tokens')
+  step('token created, copied, and used with fetch')
+
+  // Embeddings heat map.
+  await page.getByRole('link', { name: 'Playground' }).click()
+  await page.getByRole('button', { name: 'Compare' }).click()
+  const heatmap = page.getByTestId('heatmap')
+  await heatmap.waitFor()
+  assert.equal(await heatmap.locator('tbody tr').count(), 3)
+  assert.equal(await heatmap.getByLabel('#1 and #1: 1.00').count(), 1)
+  const frogToad = Number((await heatmap.getByLabel(/^#1 and #2:/).textContent()).trim())
+  const frogRates = Number((await heatmap.getByLabel(/^#1 and #3:/).textContent()).trim())
+  assert.ok(frogToad > frogRates, `frog/toad ${frogToad} should beat frog/rates ${frogRates}`)
+  step(`heat map: frog~toad ${frogToad}, frog~rates ${frogRates}`)
+
+  // A story streams in, and the stop button stops it.
+  await page.getByLabel('Max tokens').fill('200')
+  await page.getByRole('button', { name: 'Tell the story' }).click()
+  const story = page.getByTestId('story')
+  await page.waitForFunction(() => document.querySelector('[data-testid=story]')?.dataset.state === 'streaming')
+  await page.waitForFunction(() => (document.querySelector('[data-testid=story]')?.textContent ?? '').length > 40)
+  const partial = (await story.textContent()).length
+  await page.getByRole('button', { name: 'Stop' }).click()
+  await page.waitForFunction(() => document.querySelector('[data-testid=story]')?.dataset.state === 'stopped')
+  const stopped = (await story.textContent()).length
+  await page.waitForTimeout(1000)
+  assert.equal((await story.textContent()).length, stopped, 'text kept coming after Stop')
+  assert.ok(stopped >= partial)
+  await page.getByText('This request as curl and Python').click()
+  await page.getByText('curl -N').waitFor()
+  await accessible(page, 'playground')
+  await fitsPhone(page, 'playground')
+  await shot(page, 'playground')
+  step(`story streamed (${stopped} characters) and stopped`)
+
+  // It is in the history, kept as cancelled.
+  await page.getByRole('link', { name: 'History' }).click()
+  await page.getByTestId('history').getByText('cancelled').first().waitFor()
+  await accessible(page, 'history')
+  step('the stopped story is in the history')
+
+  // The usage chart shows these calls.
+  await page.getByRole('link', { name: 'Usage' }).click()
+  await page.getByTestId('usage-chart').waitFor()
+  const totals = await page.getByTestId('usage-totals').textContent()
+  const calls = Number(totals.match(/Calls([\d,]+)/)[1].replace(/,/g, ''))
+  assert.ok(calls >= 2, `usage shows ${calls} calls`)
+  assert.ok((await page.locator('[data-testid=usage-chart] .recharts-bar-rectangle').count()) > 0, 'no bars drawn')
+  await accessible(page, 'usage')
+  await fitsPhone(page, 'usage')
+  await shot(page, 'usage')
+  step(`usage chart shows ${calls} calls`)
+
+  // Past the 8 s access token, the next call is refreshed without the user noticing.
+  await page.waitForTimeout(Math.max(0, 9_500 - (Date.now() - signedInAt)))
+  await page.getByRole('button', { name: '30 days' }).click()
+  await page.getByRole('heading', { name: 'Calls per day, by token (last 30 days)' }).waitFor()
+  await page.getByTestId('usage-chart').waitFor()
+  assert.ok(refreshes.length >= 1 && refreshes.every((status) => status === 200), `refreshes: ${refreshes}`)
+  assert.equal(new URL(page.url()).pathname, '/usage')
+  step(`access token refreshed silently ${refreshes.length} time(s)`)
+
+  // Revoke the token: it gets 401 at once.
+  await page.getByRole('link', { name: 'API tokens' }).click()
+  await page.getByRole('row', { name: /e2e laptop/ }).getByRole('button', { name: 'Revoke' }).click()
+  await page.getByRole('dialog').getByRole('button', { name: 'Revoke token' }).click()
+  await page.getByText(/^revoked /).waitFor()
+  const revoked = await fetch(`${BASE}/v1/models`, { headers: { Authorization: `Bearer ${token}` } })
+  assert.equal(revoked.status, 401)
+  step('revoked token gets 401')
+
+  // Sign out.
+  await page.getByRole('button', { name: 'Sign out' }).click()
+  await page.getByText('You are signed out.').waitFor()
+  await page.goto(`${BASE}/tokens`)
+  await page.waitForURL(/\/login/)
+  step('signed out; private pages send to the login')
+
+  // An admin disables the user; the user's open page goes to the login with a message.
+  await signIn(page, USER)
+  const adminContext = await browser.newContext({ viewport: { width: 1280, height: 900 } })
+  const adminPage = await adminContext.newPage()
+  await signIn(adminPage, ADMIN)
+  await adminPage.getByRole('link', { name: 'Admin' }).click()
+  await adminPage.getByLabel('Search users by email or name').fill(USER.email)
+  await adminPage.getByRole('button', { name: 'Search' }).click()
+  const userRow = adminPage.getByTestId(`user-${USER.email}`)
+  await userRow.waitFor()
+  await adminPage.getByLabel('Search users by email or name').fill('')
+  await adminPage.getByRole('button', { name: 'Search' }).click()
+  await adminPage.getByText(/Page 1 of 1/).waitFor()
+  await accessible(adminPage, 'admin')
+  await fitsPhone(adminPage, 'admin')
+  await shot(adminPage, 'admin')
+  await userRow.getByRole('button', { name: 'Disable' }).click()
+  await userRow.getByRole('button', { name: 'Enable' }).waitFor()
+  await page.waitForURL(/\/login/, { timeout: 15_000 })
+  await page.getByText('This account is disabled.').waitFor()
+  step('a disabled user is sent to the login with a message')
+  await adminContext.close()
+  console.log('e2e: every step passed')
+} catch (error) {
+  await page.screenshot({ path: join(SHOTS, 'failure.png'), fullPage: true }).catch(() => {})
+  console.log(`at ${page.url()}`)
+  throw error
+} finally {
+  await browser.close()
+}

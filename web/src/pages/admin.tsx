@@ -1,0 +1,109 @@
+import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
+import { useState } from 'react'
+
+import { getV1AdminUsage, getV1AdminUsers, patchV1AdminUsersByUserId } from '../client/sdk.gen'
+import type { AdminUserOut, UserUpdateIn } from '../client/types.gen'
+import { Button, Card, Empty, ErrorNotice, Loading, PageTitle } from '../components/ui'
+import { call } from '../lib/api'
+import { count, when } from '../lib/format'
+import { totals } from '../lib/usage'
+
+const PER_PAGE = 20
+
+function UserRow({ user }: { user: AdminUserOut }) {
+  const queryClient = useQueryClient()
+  const [limit, setLimit] = useState(user.rate_limit ?? '')
+  const update = useMutation({
+    mutationFn: (body: UserUpdateIn) => call(patchV1AdminUsersByUserId({ path: { user_id: user.id! }, body })),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: ['admin-users'] }),
+  })
+  return (
+    <tr className="border-t border-slate-200 align-top" data-testid={`user-${user.email}`}>
+      <td className="py-2 pr-3">{user.email}<br /><span className="text-xs text-slate-600">{user.name}</span></td>
+      <td className="py-2 pr-3">
+        <label className="sr-only" htmlFor={`role-${user.id}`}>Role of {user.email}</label>
+        <select id={`role-${user.id}`} className="rounded border border-slate-300 px-2 py-1" value={user.role} onChange={(event) => update.mutate({ role: event.target.value as 'user' | 'admin' })}>
+          <option value="user">user</option>
+          <option value="admin">admin</option>
+        </select>
+      </td>
+      <td className="py-2 pr-3">
+        <form className="flex gap-2" onSubmit={(event) => { event.preventDefault(); update.mutate({ rate_limit: limit || null }) }}>
+          <label className="sr-only" htmlFor={`limit-${user.id}`}>Rate limit of {user.email}</label>
+          <input id={`limit-${user.id}`} className="w-32 rounded border border-slate-300 px-2 py-1" placeholder="default" value={limit} onChange={(event) => setLimit(event.target.value)} />
+          <Button type="submit" variant="secondary">Set</Button>
+        </form>
+      </td>
+      <td className="py-2 pr-3">{when(user.last_login_at)}</td>
+      <td className="py-2">
+        {user.disabled ? (
+          <Button variant="secondary" onClick={() => update.mutate({ disabled: false })}>Enable</Button>
+        ) : (
+          <Button variant="danger" onClick={() => update.mutate({ disabled: true })}>Disable</Button>
+        )}
+        <ErrorNotice error={update.error} />
+      </td>
+    </tr>
+  )
+}
+
+export function AdminPage() {
+  const [query, setQuery] = useState('')
+  const [search, setSearch] = useState('')
+  const [page, setPage] = useState(1)
+  const users = useQuery({
+    queryKey: ['admin-users', search, page],
+    queryFn: () => call(getV1AdminUsers({ query: { q: search || undefined, page, per_page: PER_PAGE } })),
+    placeholderData: keepPreviousData,
+  })
+  const usage = useQuery({ queryKey: ['admin-usage'], queryFn: () => call(getV1AdminUsage({ query: { days: 30 } })) })
+  const pages = Math.max(1, Math.ceil((users.data?.total ?? 0) / PER_PAGE))
+  const perUser = new Map<number, number>()
+  for (const row of usage.data?.data ?? []) perUser.set(row.user_id!, (perUser.get(row.user_id!) ?? 0) + (row.requests ?? 0))
+  const all = usage.data ? totals(usage.data.data ?? [], usage.data.rate_limited ?? []) : null
+  return (
+    <>
+      <PageTitle>Admin</PageTitle>
+      <div className="flex flex-col gap-6">
+        <Card title="Users">
+          <form className="mb-3 flex gap-2" role="search" onSubmit={(event) => { event.preventDefault(); setPage(1); setSearch(query.trim()) }}>
+            <label htmlFor="user-search" className="sr-only">Search users by email or name</label>
+            <input id="user-search" type="search" className="flex-1 rounded-md border border-slate-300 px-3 py-2 text-sm" placeholder="Search by email or name" value={query} onChange={(event) => setQuery(event.target.value)} />
+            <Button type="submit">Search</Button>
+          </form>
+          {users.isPending && <Loading what="Loading users" />}
+          <ErrorNotice error={users.error} />
+          {users.data && users.data.items?.length === 0 && <Empty>No user matches “{search}”.</Empty>}
+          {users.data && (users.data.items?.length ?? 0) > 0 && (
+            <div className="overflow-x-auto">
+              <table className="w-full text-left text-sm">
+                <thead><tr><th scope="col">User</th><th scope="col">Role</th><th scope="col">Rate limit</th><th scope="col">Last sign-in</th><th scope="col">Access</th></tr></thead>
+                <tbody>{users.data.items?.map((user) => <UserRow key={user.id} user={user} />)}</tbody>
+              </table>
+            </div>
+          )}
+          <nav aria-label="Pages of users" className="mt-3 flex items-center gap-2 text-sm">
+            <Button variant="secondary" onClick={() => setPage(page - 1)} disabled={page <= 1}>Previous</Button>
+            <span>Page {page} of {pages} ({users.data?.total ?? 0} users)</span>
+            <Button variant="secondary" onClick={() => setPage(page + 1)} disabled={page >= pages}>Next</Button>
+          </nav>
+        </Card>
+        <Card title="Usage across users (30 days)">
+          {usage.isPending && <Loading />}
+          <ErrorNotice error={usage.error} />
+          {all && (
+            <>
+              <p className="mb-3 text-sm">{count(all.requests)} calls, {count(all.errors)} errors, {count(all.rejected)} rate limited.</p>
+              {perUser.size === 0 ? <Empty>No calls yet.</Empty> : (
+                <table className="text-left text-sm">
+                  <thead><tr><th scope="col" className="pr-6">User id</th><th scope="col">Calls</th></tr></thead>
+                  <tbody>{[...perUser.entries()].sort((a, b) => b[1] - a[1]).map(([id, calls]) => <tr key={id}><td className="pr-6">#{id}</td><td>{count(calls)}</td></tr>)}</tbody>
+                </table>
+              )}
+            </>
+          )}
+        </Card>
+      </div>
+    </>
+  )
+}

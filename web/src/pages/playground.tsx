@@ -1,0 +1,158 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
+import { useRef, useState } from 'react'
+
+import { getV1Models, postV1Embeddings } from '../client/sdk.gen'
+import { Button, Card, CopyButton, ErrorNotice, PageTitle } from '../components/ui'
+import { call } from '../lib/api'
+import { similarity, streamChat } from '../lib/stream'
+
+const BASE = typeof window === 'undefined' ? '' : window.location.origin
+
+function snippets(body: Record<string, unknown>) {
+  const json = JSON.stringify({ ...body, stream: true })
+  const curl = `curl -N ${BASE}/v1/chat/completions \\\n  -H "Authorization: Bearer $MODELGATE_TOKEN" \\\n  -H "Content-Type: application/json" \\\n  -d '${json.replaceAll("'", "'\\''")}'`
+  const python = `import os\n\nfrom openai import OpenAI\n\nclient = OpenAI(base_url="${BASE}/v1", api_key=os.environ["MODELGATE_TOKEN"])\nstream = client.chat.completions.create(\n    model=${JSON.stringify(body.model)},\n    messages=${JSON.stringify(body.messages)},\n    max_tokens=${body.max_tokens}, temperature=${body.temperature}, top_p=${body.top_p},\n    stream=True,\n)\nfor chunk in stream:\n    print(chunk.choices[0].delta.content or "", end="")`
+  return { curl, python }
+}
+
+function NumberInput({ label, value, onChange, min, max, step }: { label: string; value: number; onChange: (value: number) => void; min: number; max: number; step: number }) {
+  const id = `param-${label.replaceAll(' ', '-')}`
+  return (
+    <div className="flex flex-col gap-1">
+      <label htmlFor={id} className="text-sm font-medium">{label}</label>
+      <input id={id} type="number" className="w-28 rounded-md border border-slate-300 px-2 py-1 text-sm" value={value} min={min} max={max} step={step} onChange={(event) => onChange(Number(event.target.value))} />
+    </div>
+  )
+}
+
+function Storyteller() {
+  const queryClient = useQueryClient()
+  const [prompt, setPrompt] = useState('Tell me a story about a frog and a golden ball.')
+  const [maxTokens, setMaxTokens] = useState(120)
+  const [temperature, setTemperature] = useState(0.8)
+  const [topP, setTopP] = useState(0.95)
+  const [text, setText] = useState('')
+  const [state, setState] = useState<'idle' | 'streaming' | 'stopped' | 'done'>('idle')
+  const [error, setError] = useState<unknown>(null)
+  const controller = useRef<AbortController | null>(null)
+  const models = useQuery({ queryKey: ['models'], queryFn: () => call(getV1Models()) })
+  const model = models.data?.data?.find((entry) => entry.task === 'text-generation')?.id ?? 'storyteller'
+  const body = { model, messages: [{ role: 'user', content: prompt }], max_tokens: maxTokens, temperature, top_p: topP }
+  const { curl, python } = snippets(body)
+
+  async function start() {
+    controller.current = new AbortController()
+    setText('')
+    setError(null)
+    setState('streaming')
+    try {
+      await streamChat(body, (piece) => setText((sofar) => sofar + piece), controller.current.signal)
+      setState('done')
+    } catch (caught) {
+      if ((caught as Error).name === 'AbortError') setState('stopped')
+      else {
+        setError(caught)
+        setState('idle')
+      }
+    } finally {
+      queryClient.invalidateQueries({ queryKey: ['history'] })
+    }
+  }
+
+  return (
+    <Card title="Storyteller (chat, streamed)">
+      <div className="flex flex-col gap-3">
+        <label htmlFor="prompt" className="text-sm font-medium">Your message</label>
+        <textarea id="prompt" rows={3} maxLength={4000} className="rounded-md border border-slate-300 p-2 text-sm" value={prompt} onChange={(event) => setPrompt(event.target.value)} />
+        <div className="flex flex-wrap gap-4">
+          <NumberInput label="Max tokens" value={maxTokens} onChange={setMaxTokens} min={1} max={256} step={1} />
+          <NumberInput label="Temperature" value={temperature} onChange={setTemperature} min={0} max={2} step={0.1} />
+          <NumberInput label="Top p" value={topP} onChange={setTopP} min={0.01} max={1} step={0.05} />
+        </div>
+        <div className="flex gap-2">
+          <Button onClick={start} disabled={state === 'streaming' || !prompt.trim()}>Tell the story</Button>
+          <Button variant="secondary" onClick={() => controller.current?.abort()} disabled={state !== 'streaming'}>Stop</Button>
+        </div>
+        <ErrorNotice error={error} fields />
+        <div aria-live="polite" aria-busy={state === 'streaming'} data-testid="story" data-state={state} className="min-h-24 whitespace-pre-wrap rounded-md bg-slate-100 p-3 font-serif text-sm">
+          {text || (state === 'idle' ? 'The story appears here as it is written.' : '')}
+        </div>
+        {state === 'stopped' && <p role="status" className="text-sm text-slate-600">Stopped.</p>}
+        <details>
+          <summary className="cursor-pointer text-sm font-medium">This request as curl and Python</summary>
+          <div className="mt-2 flex flex-col gap-2">
+            <pre tabIndex={0} aria-label="curl command" className="overflow-x-auto rounded bg-slate-900 p-3 text-xs text-slate-100">{curl}</pre>
+            <div><CopyButton value={curl} label="Copy curl" /></div>
+            <pre tabIndex={0} aria-label="Python code" className="overflow-x-auto rounded bg-slate-900 p-3 text-xs text-slate-100">{python}</pre>
+            <div><CopyButton value={python} label="Copy Python" /></div>
+          </div>
+        </details>
+      </div>
+    </Card>
+  )
+}
+
+function colour(value: number): string {
+  const clamped = Math.max(0, Math.min(1, value))
+  return `hsl(${240 - clamped * 200} 70% ${92 - clamped * 45}%)`
+}
+
+function Embeddings() {
+  const [input, setInput] = useState('The frog jumped into the well.\nA toad leapt into the pond.\nInterest rates rose again.')
+  const embed = useMutation({
+    mutationFn: (sentences: string[]) => call(postV1Embeddings({ body: { input: sentences } })),
+  })
+  const sentences = input.split('\n').map((line) => line.trim()).filter(Boolean)
+  const vectors = embed.data?.data?.map((item) => item.embedding as number[]) ?? []
+  const matrix = similarity(vectors)
+  const shown = embed.variables ?? []
+  return (
+    <Card title="Embeddings: how alike are your sentences?">
+      <div className="flex flex-col gap-3">
+        <label htmlFor="sentences" className="text-sm font-medium">One sentence per line (up to 16)</label>
+        <textarea id="sentences" rows={4} className="rounded-md border border-slate-300 p-2 text-sm" value={input} onChange={(event) => setInput(event.target.value)} />
+        <div>
+          <Button onClick={() => embed.mutate(sentences.slice(0, 16))} disabled={sentences.length === 0 || embed.isPending}>Compare</Button>
+        </div>
+        <ErrorNotice error={embed.error} fields />
+        {matrix.length > 0 && (
+          <div className="overflow-x-auto">
+            <table data-testid="heatmap" className="border-collapse text-xs">
+              <caption className="mb-2 text-left text-sm text-slate-600">Cosine similarity ({embed.data?.model}, {embed.data?.usage?.prompt_tokens} tokens)</caption>
+              <thead>
+                <tr>
+                  <td />
+                  {shown.map((_, column) => <th scope="col" key={column} className="px-2">#{column + 1}</th>)}
+                </tr>
+              </thead>
+              <tbody>
+                {matrix.map((row, index) => (
+                  <tr key={index}>
+                    <th scope="row" className="max-w-64 truncate pr-2 text-left font-normal" title={shown[index]}>#{index + 1} {shown[index]}</th>
+                    {row.map((value, column) => (
+                      <td key={column} className="h-10 w-12 text-center font-mono" style={{ background: colour(value) }} aria-label={`#${index + 1} and #${column + 1}: ${value.toFixed(2)}`}>
+                        {value.toFixed(2)}
+                      </td>
+                    ))}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </div>
+    </Card>
+  )
+}
+
+export function PlaygroundPage() {
+  return (
+    <>
+      <PageTitle>Playground</PageTitle>
+      <div className="grid grid-cols-1 gap-6 lg:grid-cols-2">
+        <Storyteller />
+        <Embeddings />
+      </div>
+    </>
+  )
+}
