@@ -70,11 +70,11 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check api tests
+	$(BIN)/ruff format --check api tests deploy
 	$(BIN)/mypy api
 
 format: $(STAMP)
-	$(BIN)/ruff format api tests
+	$(BIN)/ruff format api tests deploy
 	$(BIN)/ruff check --fix .
 
 clean:

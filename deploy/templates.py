@@ -1,0 +1,25 @@
+"""`@@NAME@@` placeholders in the shipped nginx and systemd files, filled from settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
+SYSTEMD = Path(__file__).resolve().parent / "systemd"
+
+
+def fill(text: str, settings: dict[str, str]) -> str:
+    """Replace each `@@NAME@@`; a name without a value is an error, never an empty string."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(1) not in settings:
+            raise KeyError(f"template setting {match.group(1)} has no value")
+        return settings[match.group(1)]
+
+    return PLACEHOLDER.sub(one, text)
+
+
+def service_unit(root: str, user: str) -> str:
+    """The gunicorn unit for a deploy root (releases/, current, shared/) run as `user`."""
+    return fill((SYSTEMD / "modelgate.service").read_text(), {"ROOT": root, "USER": user})

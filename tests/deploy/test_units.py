@@ -1,0 +1,41 @@
+"""The systemd unit as shipped: `systemd-analyze verify` accepts it, and it stops gracefully."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from deploy.templates import service_unit
+from tests.services import ROOT
+
+
+def test_systemd_accepts_the_unit(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.fail("systemd-analyze is missing (Debian's systemd package)")
+    root = tmp_path / "srv"
+    gunicorn = root / "current" / ".venv" / "bin" / "gunicorn"
+    gunicorn.parent.mkdir(parents=True)
+    gunicorn.write_text("#!/bin/sh\n")
+    gunicorn.chmod(0o755)
+    unit = tmp_path / "modelgate.service"
+    unit.write_text(service_unit(str(root), "root"))
+    checked = subprocess.run(
+        [analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, check=False
+    )
+    complaints = [line for line in checked.stderr.splitlines() if "modelgate.service" in line]
+    assert checked.returncode == 0 and complaints == [], checked.stderr
+
+
+def test_systemd_waits_longer_than_gunicorns_graceful_stop():
+    unit = service_unit("/srv/modelgate", "modelgate")
+    stop = int(re.search(r"^TimeoutStopSec=(\d+)$", unit, re.M).group(1))  # type: ignore[union-attr]
+    conf = (ROOT / "gunicorn.conf.py").read_text()
+    graceful = int(re.search(r"^graceful_timeout = (\d+)$", conf, re.M).group(1))  # type: ignore[union-attr]
+    assert stop > graceful
+    assert "Restart=on-failure" in unit and "ExecReload=/bin/kill -s HUP $MAINPID" in unit
+    assert "EnvironmentFile=/etc/modelgate/env" in unit
+    assert "@@" not in unit and "WorkingDirectory=/srv/modelgate/current" in unit

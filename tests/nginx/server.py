@@ -1,0 +1,77 @@
+"""A real nginx on the rendered site, for the nginx and deploy tests."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from deploy.nginx_site import Site, render
+
+API, APP = "api.modelgate.test", "app.modelgate.test"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def self_signed(folder: Path) -> tuple[str, str]:
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={API}",
+         "-addext", f"subjectAltName=DNS:{API},DNS:{APP}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+def main_config(folder: Path, site_file: Path) -> Path:
+    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (folder / name).mkdir(exist_ok=True)
+    config = folder / "nginx.conf"
+    config.write_text(
+        f"""pid {folder}/nginx.pid;
+error_log {folder}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    include /etc/nginx/mime.types;
+    client_body_temp_path {folder}/body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    include {site_file};
+}}
+"""
+    )
+    return config
+
+
+@contextlib.contextmanager
+def run_nginx(site: Site, folder: Path) -> Iterator[None]:
+    """`nginx -t`, then nginx in the foreground on `site` until the block ends (by its PID)."""
+    if not Path(NGINX).exists():
+        pytest.fail("nginx is not installed (.ci/run installs it)")
+    config = main_config(folder, render(site, folder / "site"))
+    checked = subprocess.run(
+        [NGINX, "-t", "-c", str(config), "-p", str(folder)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr
+    nginx = subprocess.Popen([NGINX, "-c", str(config), "-p", str(folder), "-g", "daemon off;"])
+    try:
+        https = f"https://{site.https_listen}/healthz"
+        for _ in range(100):
+            try:
+                requests.get(https, headers={"Host": API}, verify=False, timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(timeout=10)
