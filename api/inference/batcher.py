@@ -198,8 +198,21 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             return
         finally:
             reset_trace_id(token)
+        seconds = time.monotonic() - now
         if self._observer is not None:
-            self._observer.observe_batch(len(live), time.monotonic() - now)
+            self._observer.observe_batch(len(live), seconds)
+        log.info(
+            "inference batch",
+            extra={
+                "event.dataset": "modelgate.inference",
+                "inference.model": self.name,
+                "inference.batch_size": len(live),
+                "event.duration": int(seconds * 1e9),
+                "trace.id": live[0].trace_id,
+                # Every caller's trace id, so "one trace" in Kibana finds the batch it rode in.
+                "inference.trace_ids": sorted({str(entry.trace_id) for entry in live}),
+            },
+        )
         for entry, result in zip(live, results, strict=True):
             entry.future.set_result(result)
 

@@ -45,6 +45,7 @@ def log_request(response: Response) -> Response:
             "client.ip": request.remote_addr,
             "user_agent.original": request.user_agent.string or None,
             "user.id": g.get("user_id"),
+            "token.id": getattr(g.get("principal"), "token_id", None),
         },
     )
     return response

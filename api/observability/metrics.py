@@ -77,11 +77,21 @@ def metrics() -> Response:
         from api.errors import Forbidden  # here: api.errors imports this package
 
         raise Forbidden("Metrics are for operators.", code="operators_only")
+    from api.health.service import check_dependencies  # here: it imports the extensions
+
+    for dependency, state in check_dependencies().items():  # bounded by their timeouts
+        DEPENDENCY_UP.labels(dependency).set(1 if state == "ok" else 0)
     return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
 
 
 RATE_LIMIT_REJECTIONS = Counter(
     "rate_limit_rejections", "Requests refused with 429, by route template.", ["route"]
+)
+DEPENDENCY_UP = Gauge(
+    "dependency_up",
+    "1 when the dependency answered the last check (made at each scrape), else 0.",
+    ["dependency"],
+    multiprocess_mode="mostrecent",
 )
 RATE_LIMIT_DEGRADED = Gauge(
     "rate_limit_storage_degraded",
