@@ -39,6 +39,11 @@ client: $(STAMP) $(WEB)/node_modules/.installed
 	LOG_LEVEL=WARNING MODELS= $(BIN)/flask write-openapi $(WEB)/openapi.json
 	$(NPM) run generate
 
+# Elastic's ECS field list, for the offline checks of elk/ (tests/observability/test_elk.py).
+elk/node_modules/.installed: elk/package-lock.json
+	cd elk && npm ci --no-audit --no-fund
+	touch $@
+
 web-test: $(WEB)/node_modules/.installed
 	$(NPM) run lint
 	$(NPM) run typecheck
@@ -52,7 +57,7 @@ run: migrate $(WEB)/dist/index.html
 	GUNICORN_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 # The web checks, a fresh build, then every Python test (the browser end to end among them).
-test: $(STAMP) web-test $(WEB)/dist/index.html
+test: $(STAMP) web-test $(WEB)/dist/index.html elk/node_modules/.installed
 	$(BIN)/python -m pytest
 
 # The end-to-end run again, keeping its screenshots for the README.
