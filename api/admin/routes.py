@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask import current_app
+
 from api.admin import schemas, service
 from api.http import current_client
 from api.security import authenticate, current_principal
@@ -52,3 +54,11 @@ def usage_across_users(args: dict):
         "data": usage.summarize_usage(days, user_id=user_id),
         "rate_limited": usage.summarize_rejections(days, user_id=user_id),
     }
+
+
+@blueprint.route("/settings", methods=["GET"])
+@authenticate(admin=True)
+@blueprint.response(200, schemas.AdminSettingsOut)
+def settings():
+    """What the admin pages need to know of the deployment (Kibana, to look up trace ids)."""
+    return {"kibana_url": current_app.config.get("KIBANA_URL") or None}

@@ -39,3 +39,10 @@ class UserUpdateIn(Schema):
 class AdminUsageArgs(Schema):
     days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=366))
     user = Id(load_default=None)
+
+
+class AdminSettingsOut(Schema):
+    kibana_url = fields.String(
+        allow_none=True,
+        metadata={"description": "Kibana's base URL (KIBANA_URL); null when not configured."},
+    )

@@ -107,3 +107,23 @@ def test_create_admin_command_reads_the_password_from_stdin(app):
     assert weak.exit_code != 0 and "at least 12" in weak.output
     with app.app_context():
         assert db.session.scalar(select(User).where(User.email == "x@example.org")) is None
+
+
+def test_admins_learn_where_kibana_is(make_app):
+    for configured, expected in (
+        ("https://kibana.example.org/", "https://kibana.example.org"),
+        ("", None),
+    ):
+        app = make_app(KIBANA_URL=configured.rstrip("/"))
+        make_verified_user(app, "root@example.org", role="admin")
+        make_verified_user(app, "plain@example.org")
+        client = app.test_client()
+        admin = bearer(login(client, "root@example.org"))
+        assert client.get("/v1/admin/settings", headers=admin).get_json() == {
+            "kibana_url": expected
+        }
+        plain = bearer(login(client, "plain@example.org"))
+        assert client.get("/v1/admin/settings", headers=plain).status_code == 403
+        with app.app_context():
+            db.session.execute(User.__table__.delete())
+            db.session.commit()

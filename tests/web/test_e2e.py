@@ -75,6 +75,7 @@ def test_the_whole_journey_in_chromium(tmp_path, live_database, redis_url, redis
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": str(smtp_port),
         "ACCESS_TOKEN_SECONDS": "8",
+        "KIBANA_URL": "https://kibana.modelgate.test",
         "RATE_LIMIT_AUTH": "1000/minute",
         "RATE_LIMIT_DEFAULT": "10000/minute",
     }

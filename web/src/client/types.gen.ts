@@ -4,6 +4,13 @@ export type ClientOptions = {
     baseUrl: `${string}://${string}` | (string & {});
 };
 
+export type AdminSettingsOut = {
+    /**
+     * Kibana's base URL (KIBANA_URL); null when not configured.
+     */
+    kibana_url?: string | null;
+};
+
 export type AdminUserOut = {
     created_at?: string;
     readonly disabled?: unknown;
@@ -510,6 +517,47 @@ export type GetReadyzResponses = {
 };
 
 export type GetReadyzResponse = GetReadyzResponses[keyof GetReadyzResponses];
+
+export type GetV1AdminSettingsData = {
+    body?: never;
+    path?: never;
+    query?: never;
+    url: '/v1/admin/settings';
+};
+
+export type GetV1AdminSettingsErrors = {
+    /**
+     * Bad Request
+     */
+    400: ErrorOut;
+    /**
+     * Unauthorized
+     */
+    401: ErrorOut;
+    /**
+     * Forbidden
+     */
+    403: ErrorOut;
+    /**
+     * Too Many Requests
+     */
+    429: ErrorOut;
+    /**
+     * Service Unavailable
+     */
+    503: ErrorOut;
+};
+
+export type GetV1AdminSettingsError = GetV1AdminSettingsErrors[keyof GetV1AdminSettingsErrors];
+
+export type GetV1AdminSettingsResponses = {
+    /**
+     * OK
+     */
+    200: AdminSettingsOut;
+};
+
+export type GetV1AdminSettingsResponse = GetV1AdminSettingsResponses[keyof GetV1AdminSettingsResponses];
 
 export type GetV1AdminUsageData = {
     body?: never;

@@ -1,11 +1,12 @@
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useState } from 'react'
 
-import { getV1AdminUsage, getV1AdminUsers, patchV1AdminUsersByUserId } from '../client/sdk.gen'
+import { getV1AdminSettings, getV1AdminUsage, getV1AdminUsers, patchV1AdminUsersByUserId } from '../client/sdk.gen'
 import type { AdminUserOut, UserUpdateIn } from '../client/types.gen'
 import { Button, Card, Empty, ErrorNotice, Loading, PageTitle } from '../components/ui'
 import { call } from '../lib/api'
 import { count, when } from '../lib/format'
+import { discoverUrl } from '../lib/kibana'
 import { totals } from '../lib/usage'
 
 const PER_PAGE = 20
@@ -47,6 +48,27 @@ function UserRow({ user }: { user: AdminUserOut }) {
   )
 }
 
+/** With KIBANA_URL configured: a trace id (from a user's report) opens Discover filtered on it. */
+function TraceLookup({ kibana }: { kibana: string }) {
+  const [trace, setTrace] = useState('')
+  const valid = /^[A-Za-z0-9._-]{1,64}$/.test(trace.trim())
+  return (
+    <Card title="Look up a trace">
+      <div className="flex flex-wrap items-end gap-2">
+        <div className="flex flex-1 flex-col gap-1">
+          <label htmlFor="trace-id" className="text-sm font-medium">Trace id (from a user&apos;s error message)</label>
+          <input id="trace-id" className="rounded-md border border-slate-300 px-3 py-2 font-mono text-sm" value={trace} onChange={(event) => setTrace(event.target.value)} />
+        </div>
+        {valid ? (
+          <a className="rounded-md bg-indigo-600 px-3 py-2 text-sm font-medium text-white" href={discoverUrl(kibana, trace.trim())} target="_blank" rel="noreferrer">Open in Kibana</a>
+        ) : (
+          <span className="text-sm text-slate-600">1–64 letters, digits, dots, dashes or underscores</span>
+        )}
+      </div>
+    </Card>
+  )
+}
+
 export function AdminPage() {
   const [query, setQuery] = useState('')
   const [search, setSearch] = useState('')
@@ -57,6 +79,7 @@ export function AdminPage() {
     placeholderData: keepPreviousData,
   })
   const usage = useQuery({ queryKey: ['admin-usage'], queryFn: () => call(getV1AdminUsage({ query: { days: 30 } })) })
+  const settings = useQuery({ queryKey: ['admin-settings'], queryFn: () => call(getV1AdminSettings()) })
   const pages = Math.max(1, Math.ceil((users.data?.total ?? 0) / PER_PAGE))
   const perUser = new Map<number, number>()
   for (const row of usage.data?.data ?? []) perUser.set(row.user_id!, (perUser.get(row.user_id!) ?? 0) + (row.requests ?? 0))
@@ -65,6 +88,7 @@ export function AdminPage() {
     <>
       <PageTitle>Admin</PageTitle>
       <div className="flex flex-col gap-6">
+        {settings.data?.kibana_url && <TraceLookup kibana={settings.data.kibana_url} />}
         <Card title="Users">
           <form className="mb-3 flex gap-2" role="search" onSubmit={(event) => { event.preventDefault(); setPage(1); setSearch(query.trim()) }}>
             <label htmlFor="user-search" className="sr-only">Search users by email or name</label>
