@@ -67,14 +67,7 @@ def _serve_model(spec: ModelSpec, settings: InferenceSettings) -> _Served:
         rows = vectors.numpy()
         return [(rows[index].tobytes(), counts[index]) for index in range(len(texts))]
 
-    batcher = MicroBatcher(
-        run_batch,
-        name=spec.id,
-        max_batch=settings.batch_max_size,
-        max_wait_ms=settings.batch_max_wait_ms,
-        max_queue=settings.queue_size,
-        observer=ModelMetrics(spec.id),
-    )
+    batcher = settings.batcher(spec.id, run_batch, ModelMetrics(spec.id))
     return _Served(model, batcher, int(embed(["dimensions"])[0].shape[1]))
 
 

@@ -15,9 +15,9 @@ import builtins
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "inference"
+T = TypeVar("T")
 EmbeddedText = tuple[list[float], int]  # one text's unit vector and its token count
 
 
@@ -51,6 +52,22 @@ class InferenceSettings:
     generation_queue_size: int = 2
     model_server: str = ""  # the model server's socket: embedding models run there
     model_server_wait_s: float = 120.0
+
+    def batcher(
+        self,
+        name: str,
+        run_batch: Callable[[builtins.list[str]], Sequence[T]],
+        observer: ModelMetrics,
+    ) -> MicroBatcher[str, T]:
+        """A batcher for the model `name` with these queueing settings."""
+        return MicroBatcher(
+            run_batch,
+            name=name,
+            max_batch=self.batch_max_size,
+            max_wait_ms=self.batch_max_wait_ms,
+            max_queue=self.queue_size,
+            observer=observer,
+        )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> InferenceSettings:
@@ -212,14 +229,7 @@ class ModelRegistry:
                 vectors, counts = embed(texts)
                 return builtins.list(zip(vectors, counts, strict=True))
 
-            batcher = MicroBatcher(
-                run_batch,
-                name=spec.id,
-                max_batch=settings.batch_max_size,
-                max_wait_ms=settings.batch_max_wait_ms,
-                max_queue=settings.queue_size,
-                observer=metrics,
-            )
+            batcher = settings.batcher(spec.id, run_batch, metrics)
             return ServedModel(model, metrics, batcher=batcher)
         gate = GenerationGate(
             slots=settings.generation_slots,
