@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,17 +139,10 @@ def load_raw_model():  # type: ignore[no-untyped-def]
 
 def raw_round(model, batch_size: int, seconds: float) -> Load:  # type: ignore[no-untyped-def]
     """The raw model for `seconds`: sentences/s as `rps`, the median batch latency as p50."""
-    texts = [SENTENCE.format(n=n) for n in range(batch_size)]
-    model.embed(texts)
-    latencies: list[float] = []
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        start = time.perf_counter()
-        model.embed(texts)
-        latencies.append(time.perf_counter() - start)
-    rate = len(latencies) * batch_size / (time.perf_counter() - started)
-    p50 = statistics.median(latencies) * 1000
-    return Load(rps=rate, p50_ms=p50, p99_ms=max(latencies) * 1000, errors=0)
+    from bench.inference_engine import measure_batch_size
+
+    rate, median_ms, p95_ms = measure_batch_size(model, batch_size, seconds)
+    return Load(rps=rate, p50_ms=median_ms, p99_ms=p95_ms, errors=0)  # p95: not compared
 
 
 def serve(database: str, tmp: str, **settings: str):

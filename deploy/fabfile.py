@@ -21,6 +21,7 @@ hosts without systemd, such as the test hosts). Both answer to `start`, `stop`,
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import shlex
@@ -66,7 +67,9 @@ def settings_file() -> Path:
     return Path(os.environ.get("MODELGATE_DEPLOY", PROJECT / "deploy" / "deploy.toml"))
 
 
+@functools.cache
 def load_settings() -> dict:
+    """The deploy settings, read once per `fab` run."""
     path = settings_file()
     if not path.exists():
         raise Exit(f"No deploy settings at {path}: copy deploy/deploy.example.toml there.")

@@ -9,7 +9,7 @@ CORS origins are the app's `CORS_ORIGINS`, one exact `map` line each.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.templates import fill
@@ -35,7 +35,6 @@ class Site:
     proxy_timeout_s: int = 120  # above INFERENCE_TIMEOUT_S: event streams are long
     max_body: str = "2m"
     connections_per_ip: int = 64
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def _cors_map(origins: tuple[str, ...]) -> str:
@@ -67,7 +66,6 @@ def values(site: Site, snippets: Path) -> dict[str, str]:
         "MAX_BODY": site.max_body,
         "CONNECTIONS_PER_IP": str(site.connections_per_ip),
         "SNIPPETS": str(snippets),
-        **site.extra,
     }
 
 

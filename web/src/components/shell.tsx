@@ -1,8 +1,9 @@
 import { useMutation, useQuery } from '@tanstack/react-query'
-import { Link, Outlet, useNavigate } from '@tanstack/react-router'
+import { Link, Outlet } from '@tanstack/react-router'
 
 import { getV1AuthMe, postV1AuthLogout } from '../client/sdk.gen'
-import { call, session } from '../lib/api'
+import { call } from '../lib/api'
+import { useSignedOut } from '../lib/signout'
 import { useUser } from '../lib/user'
 import { Button } from './ui'
 
@@ -18,16 +19,13 @@ const LINKS = [
 /** The signed-in frame: navigation, and a light check that the account still may act. */
 export function AppShell() {
   const user = useUser()
-  const navigate = useNavigate()
+  const signedOut = useSignedOut()
   // A disabled account or a revoked session is noticed within this interval even
   // on a page that makes no calls of its own; apiFetch then ends the session.
   useQuery({ queryKey: ['me'], queryFn: () => call(getV1AuthMe()), refetchInterval: 5_000 })
   const logout = useMutation({
     mutationFn: () => call(postV1AuthLogout()),
-    onSettled: () => {
-      session.clear()
-      navigate({ to: '/login', search: { reason: 'You are signed out.' } })
-    },
+    onSettled: () => signedOut('You are signed out.'),
   })
   return (
     <div className="min-h-screen">

@@ -1,12 +1,12 @@
 import { zodResolver } from '@hookform/resolvers/zod'
 import { useMutation } from '@tanstack/react-query'
-import { useNavigate } from '@tanstack/react-router'
 import { useForm } from 'react-hook-form'
 import { z } from 'zod'
 
 import { patchV1AuthMe, postV1AuthChangePassword, postV1AuthLogoutAll } from '../client/sdk.gen'
 import { Button, Card, ErrorNotice, Field, fieldError, PageTitle } from '../components/ui'
 import { call, session } from '../lib/api'
+import { useSignedOut } from '../lib/signout'
 import { useUser } from '../lib/user'
 
 const nameSchema = z.object({ name: z.string().trim().max(100, 'Use at most 100 characters.') })
@@ -17,7 +17,7 @@ const passwordSchema = z.object({
 
 export function AccountPage() {
   const user = useUser()
-  const navigate = useNavigate()
+  const signedOut = useSignedOut()
   const nameForm = useForm({ resolver: zodResolver(nameSchema), values: { name: user?.name ?? '' } })
   const rename = useMutation({
     mutationFn: (body: { name: string }) => call(patchV1AuthMe({ body })),
@@ -30,10 +30,7 @@ export function AccountPage() {
   })
   const everywhere = useMutation({
     mutationFn: () => call(postV1AuthLogoutAll()),
-    onSuccess: () => {
-      session.clear()
-      navigate({ to: '/login', search: { reason: 'You are signed out on every device.' } })
-    },
+    onSuccess: () => signedOut('You are signed out on every device.'),
   })
   return (
     <>
