@@ -1,4 +1,7 @@
-"""WSGI entry point: `gunicorn -c gunicorn.conf.py wsgi:app` (also `flask --app wsgi ...`)."""
+"""WSGI entry point: `gunicorn -c gunicorn.conf.py wsgi:app` (also `flask --app wsgi ...`).
+
+`celery -A wsgi:celery_app worker -B` runs the batch worker on the same app.
+"""
 
 import sys
 
@@ -9,3 +12,5 @@ try:
     app = create_app()
 except ConfigError as error:
     sys.exit(f"modelgate: {error}")
+
+celery_app = app.extensions["celery"]

@@ -9,7 +9,9 @@ EMAIL_ACCOUNT_LIMIT, AUTH_FAILURE_LIMIT, TOKEN_CREATE_LIMIT, TRUSTED_PROXIES,
 OPERATOR_NETWORKS, MAX_BODY_BYTES, BATCH_MAX_SIZE, BATCH_MAX_WAIT_MS,
 INFERENCE_QUEUE_SIZE, INFERENCE_TIMEOUT_S, GENERATION_SLOTS, GENERATION_QUEUE_SIZE,
 INFERENCE_PER_USER, STREAMS_PER_USER, EMBEDDING_CACHE_TTL_S, USAGE_SPOOL_DIR,
-USAGE_FLUSH_INTERVAL_MS, TORCH_THREADS.
+USAGE_FLUSH_INTERVAL_MS, TORCH_THREADS, FILES_DIR, FILE_MAX_BYTES, FILES_QUOTA_BYTES,
+FILE_EXPIRY_DAYS, BATCH_DAILY_LINES, BATCH_LEASE_S, BATCH_RECOVER_S, BATCH_WORKER_NICE,
+CELERY_BROKER_URL, CELERY_BROKER_DIR.
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ import os
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import guards, models, observability, validation, web
+from api import guards, jobs, models, observability, validation, web
 from api import openapi as openapi_docs
 from api.admin.routes import blueprint as admin
 from api.auth.routes import blueprint as auth
 from api.auth.sessions import init_jwt
+from api.batches.routes import blueprint as batches
 from api.cli import register_commands
 from api.config import Config
 from api.errors import register_error_handlers
 from api.extensions import cors, db, jwt, limiter, mail, migrate, openapi, redis_client
+from api.files.routes import blueprint as files
 from api.health.routes import blueprint as health
 from api.inference.completions import blueprint as completions
 from api.inference.registry import models as model_registry
@@ -94,9 +98,10 @@ def register_extensions(app: Flask) -> None:
     )
     openapi_docs.init_app(app)
     validation.init_app(app, openapi)
+    jobs.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
-    for blueprint in (health, auth, admin, tokens, usage, inference, completions):
+    for blueprint in (health, auth, admin, tokens, usage, inference, completions, files, batches):
         openapi.register_blueprint(blueprint)
     web.init_app(app)  # last: its catch-all must not shadow the API

@@ -145,6 +145,20 @@ class Config:
         spool = env.get("USAGE_SPOOL_DIR") or str(PROJECT_ROOT / "instance" / "usage-spool")
         self.USAGE_SPOOL_DIR: str | None = spool
         self.USAGE_FLUSH_INTERVAL_MS = _int(env, "USAGE_FLUSH_INTERVAL_MS", 200)
+        # Files and batches (api/files, api/batches): storage, caps, and the Celery worker.
+        self.FILES_DIR = env.get("FILES_DIR") or str(PROJECT_ROOT / "instance" / "files")
+        self.FILE_MAX_BYTES = _int(env, "FILE_MAX_BYTES", 64 * 1024 * 1024)
+        self.FILES_QUOTA_BYTES = _int(env, "FILES_QUOTA_BYTES", 1024 * 1024 * 1024)
+        self.FILE_EXPIRY_DAYS = _int(env, "FILE_EXPIRY_DAYS", 30)
+        self.BATCH_DAILY_LINES = _int(env, "BATCH_DAILY_LINES", 100_000)
+        self.BATCH_LEASE_S = _int(env, "BATCH_LEASE_S", 30)
+        self.BATCH_RECOVER_S = _int(env, "BATCH_RECOVER_S", 10)
+        self.BATCH_WORKER_NICE = _int(env, "BATCH_WORKER_NICE", 10)
+        # Celery's broker: Redis when there is one; else a folder (development, no server).
+        self.CELERY_BROKER_URL = env.get("CELERY_BROKER_URL") or self.REDIS_URL or "filesystem://"
+        self.CELERY_BROKER_DIR = env.get("CELERY_BROKER_DIR") or str(
+            PROJECT_ROOT / "instance" / "celery"
+        )
         self.JWT_COOKIE_SECURE = self.MODELGATE_ENV == "production"
         self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_int(env, "ACCESS_TOKEN_SECONDS", 900))
 
@@ -224,5 +238,6 @@ class TestConfig(Config):
         self.RATELIMIT_STORAGE_URI = "memory://"
         self.USAGE_SPOOL_DIR = None  # rows straight to the database: tests read them at once
         self.WEB_DIST = None  # unknown paths stay JSON 404s; the web tests set it
+        self.CELERY_BROKER_URL = "memory://"  # tasks are queued, never run, unless a test runs them
         for key, value in overrides.items():
             setattr(self, key, value)

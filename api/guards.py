@@ -19,7 +19,8 @@ from api.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, Valida
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 MAX_JSON_DEPTH = 32
-MAX_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
+MAX_ID = 2**31 - 1
+UPLOAD_PATHS = {"/v1/files"}  # ids are INTEGER columns: 32 bits on PostgreSQL
 
 
 def string_problem(value: str) -> str | None:
@@ -73,9 +74,17 @@ def check_json(body: Any) -> None:
         raise ValidationFailed(details=details)
 
 
+def _takes_upload() -> bool:
+    """Uploads are the one multipart body the API takes: `POST /v1/files`."""
+    return request.method == "POST" and request.path in UPLOAD_PATHS
+
+
 def check_body() -> None:
     """Refuse oversized, non-JSON, malformed and unsafe bodies on the API with the matching 4xx."""
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    upload = _takes_upload()
+    limit = current_app.config["FILE_MAX_BYTES" if upload else "MAX_CONTENT_LENGTH"]
+    if upload:
+        request.max_content_length = limit  # what werkzeug's multipart parser may read
     length = request.content_length
     if limit and length is not None and length > limit:
         raise PayloadTooLarge(details={"max_bytes": limit})
@@ -84,6 +93,13 @@ def check_body() -> None:
     check_query_and_path()
     has_body = bool(length) or "chunked" in request.headers.get("Transfer-Encoding", "")
     if request.method not in BODY_METHODS or not has_body:
+        return
+    if upload:
+        if request.mimetype != "multipart/form-data":
+            raise UnsupportedMediaType(
+                "Send the file as multipart/form-data.",
+                details={"content_type": request.mimetype or None},
+            )
         return
     if not request.is_json:
         raise UnsupportedMediaType(details={"content_type": request.mimetype or None})

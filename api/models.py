@@ -7,5 +7,7 @@ def register() -> None:
     """Import each feature's models module; called once by `create_app`."""
     import api.audit.models
     import api.auth.models
+    import api.batches.models
+    import api.files.models
     import api.tokens.models
     import api.usage.models  # noqa: F401

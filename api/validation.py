@@ -14,6 +14,7 @@ import flask_smorest
 from limits import parse_many
 from marshmallow import ValidationError, fields, missing, validate
 from webargs.flaskparser import FlaskParser
+from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter
 
 from api.guards import MAX_ID
@@ -21,6 +22,13 @@ from api.guards import MAX_ID
 
 class Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
+    __location_map__ = {**FlaskParser.__location_map__, "multipart": "load_multipart"}
+
+    def load_multipart(self, req: Any, schema: Any) -> Any:
+        """A multipart body: its form fields and its file parts together."""
+        merged = MultiDict(req.form)
+        merged.update(req.files)
+        return self._makeproxy(merged, schema)
 
     def load_json(self, req: Any, schema: Any) -> Any:
         """The JSON body; its absence is a 400 (the document marks every body required)."""
@@ -34,6 +42,10 @@ class Blueprint(flask_smorest.Blueprint):
     """A flask-smorest blueprint whose validation errors are 400s."""
 
     ARGUMENTS_PARSER = Parser()
+    DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {
+        **flask_smorest.Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
+        "multipart": "multipart/form-data",
+    }
 
     def errors(self, *statuses: int):  # type: ignore[no-untyped-def]
         """Document the error statuses a view raises itself (each with the Error component)."""

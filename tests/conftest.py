@@ -134,6 +134,7 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]
         settings: dict[str, Any] = {
             "SQLALCHEMY_DATABASE_URI": database_url,
             "LOG_FILE": str(tmp_path / "app.log"),
+            "FILES_DIR": str(tmp_path / "files"),
         }
         settings.update(overrides)
         app = create_app(TestConfig(**settings))

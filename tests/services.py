@@ -69,6 +69,8 @@ def gunicorn(
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
         "LOG_FILE": str(tmp_path / "app.log"),
         "USAGE_SPOOL_DIR": str(tmp_path / "usage-spool"),
+        "FILES_DIR": str(tmp_path / "files"),
+        "CELERY_BROKER_DIR": str(tmp_path / "celery"),
         "MODELS": "",
         "WEB_DIST": "",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
@@ -95,3 +97,60 @@ def gunicorn(
             process.kill()
             process.wait()
         stderr.close()
+
+
+@contextlib.contextmanager
+def celery_worker(
+    env: dict[str, str], tmp_path: Path, name: str = "worker"
+) -> Iterator[subprocess.Popen]:
+    """Run `celery -A wsgi:celery_app worker -B` (one pool process) until the block ends.
+
+    Its own process group, so a test can SIGKILL the worker and its pool at once.
+    """
+    full_env = {
+        **os.environ,
+        "MODELGATE_ENV": "development",
+        "SECRET_KEY": "gunicorn-test-secret-" + "s" * 32,
+        "JWT_SECRET_KEY": "gunicorn-test-jwt-" + "j" * 32,
+        "LOG_FILE": str(tmp_path / f"{name}.log"),
+        "USAGE_SPOOL_DIR": "",
+        "FILES_DIR": str(tmp_path / "files"),
+        "CELERY_BROKER_DIR": str(tmp_path / f"{name}-celery"),
+        "MODELS": "",
+        "WEB_DIST": "",
+        **env,
+    }
+    output = open(tmp_path / f"{name}.stderr", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "wsgi:celery_app",
+            "worker",
+            "-B",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "WARNING",
+            "--hostname",
+            f"{name}@%h",
+        ],
+        cwd=ROOT,
+        env=full_env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        output.close()

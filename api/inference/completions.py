@@ -104,13 +104,36 @@ CHAT = Shape(
 )
 
 
-def _options(body: dict, max_tokens: int) -> dict:
+def sampling_options(body: dict, max_tokens: int) -> dict:
     return {
         "max_tokens": max_tokens,
         "temperature": body["temperature"],
         "top_p": body["top_p"],
         "stop": body["stop"] or (),
     }
+
+
+def plan_text(body: dict) -> tuple[list[Choice], dict]:
+    """The choices and sampling options of a validated completion request."""
+    choices = plan_choices(body["prompt"], body["n"], body["seed"])
+    return choices, sampling_options(body, body["max_tokens"])
+
+
+def plan_chat(body: dict) -> tuple[list[Choice], dict]:
+    """The choices and sampling options of a validated chat request (its template applied)."""
+    prompt = service.chat_prompt(body["model"], body["messages"])
+    limits = [v for v in (body["max_tokens"], body["max_completion_tokens"]) if v is not None]
+    max_tokens = (
+        min(limits) if limits else service.room_to_generate(body["model"], prompt, MAX_TOKENS)
+    )
+    return plan_choices([prompt], body["n"], body["seed"]), sampling_options(body, max_tokens)
+
+
+def generate_all(model_id: str | None, choices: list[Choice], options: dict) -> list:
+    """Each choice's whole completion, one after another."""
+    return [
+        service.complete(model_id, choice.prompt, seed=choice.seed, **options) for choice in choices
+    ]
 
 
 @blueprint.route("/completions", methods=["POST"])
@@ -125,8 +148,7 @@ def _options(body: dict, max_tokens: int) -> dict:
 @blueprint.doc(**STREAM_DOC)
 def create_completion(body: dict):
     """Continue each prompt `n` times; `stream: true` answers server-sent events."""
-    choices = plan_choices(body["prompt"], body["n"], body["seed"])
-    return _answer(TEXT, body, choices, _options(body, body["max_tokens"]))
+    return _answer(TEXT, body, *plan_text(body))
 
 
 @blueprint.route("/chat/completions", methods=["POST"])
@@ -149,13 +171,7 @@ def create_completion(body: dict):
 @blueprint.doc(**STREAM_DOC)
 def create_chat_completion(body: dict):
     """Answer a chat (the model's chat template, docs/api.md); `stream: true` answers chunks."""
-    prompt = service.chat_prompt(body["model"], body["messages"])
-    limits = [v for v in (body["max_tokens"], body["max_completion_tokens"]) if v is not None]
-    max_tokens = (
-        min(limits) if limits else service.room_to_generate(body["model"], prompt, MAX_TOKENS)
-    )
-    choices = plan_choices([prompt], body["n"], body["seed"])
-    return _answer(CHAT, body, choices, _options(body, max_tokens))
+    return _answer(CHAT, body, *plan_chat(body))
 
 
 def _answer(shape: Shape, body: dict, choices: list[Choice], options: dict):
@@ -164,10 +180,7 @@ def _answer(shape: Shape, body: dict, choices: list[Choice], options: dict):
         return _stream(shape, body["model"], choices, options, include_usage)
     db.session.commit()  # give the connection back while the model runs
     with inference_slot(current_principal().user_id):
-        results = [
-            service.complete(body["model"], choice.prompt, seed=choice.seed, **options)
-            for choice in choices
-        ]
+        results = generate_all(body["model"], choices, options)
     usage = meter()
     usage.model = results[0].model
     usage.tokens_in = sum(result.prompt_tokens for result in results)

@@ -1,0 +1,1 @@
+"""OpenAI-compatible batches: many requests in one JSONL file, run by Celery workers."""

@@ -1,0 +1,1 @@
+"""OpenAI-compatible files: uploads for batches, and the output files batches write."""
