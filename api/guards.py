@@ -88,8 +88,8 @@ def check_body() -> None:
     length = request.content_length
     if limit and length is not None and length > limit:
         raise PayloadTooLarge(details={"max_bytes": limit})
-    if not request.path.startswith("/v1/"):
-        return
+    if not request.path.startswith("/v1/") or request.routing_exception is not None:
+        return  # an unknown path or method answers 404/405 whatever its body
     check_query_and_path()
     has_body = bool(length) or "chunked" in request.headers.get("Transfer-Encoding", "")
     if request.method not in BODY_METHODS or not has_body:

@@ -16,7 +16,7 @@ BATCH_ID = "<string(maxlength=64):batch_id>"
 @blueprint.route("", methods=["POST"])
 @authenticate()
 @api_rate_limit
-@blueprint.errors(403, 404)
+@blueprint.errors(403, 404, 422)
 @blueprint.arguments(
     schemas.BatchCreateIn,
     example={

@@ -37,6 +37,7 @@ from api.extensions import db
 from api.files import service as files
 from api.files.models import StoredFile
 from api.files.storage import file_storage, read_chunks
+from api.observability.tracing import bind_trace_id, reset_trace_id
 from api.tokens.models import ApiToken
 from api.usage.spool import write_lines
 
@@ -396,6 +397,7 @@ def run_batch(batch_id: str, owner: str | None = None) -> str | None:
     run = BatchRun(batch_id, owner or new_owner())
     if not run.claim():
         return None
+    token = bind_trace_id(run.batch().trace_id)  # its log lines join the creating request
     try:
         return run.run()
     except LeaseLost:
@@ -404,6 +406,8 @@ def run_batch(batch_id: str, owner: str | None = None) -> str | None:
     except Exception:
         run_safely(run.release, retry_in_s=current_app.config["BATCH_LEASE_S"])
         raise
+    finally:
+        reset_trace_id(token)
 
 
 def run_safely(action: Any, **kwargs: Any) -> None:

@@ -23,13 +23,13 @@ STATUSES = [
 
 
 class Metadata(fields.Dict):
-    """Up to 16 string pairs: keys of at most 64 characters, values of at most 512."""
+    """String pairs; values of at most 512 characters (the service checks the rest, see there)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
-            keys=fields.String(validate=validate.Length(min=1, max=64)),
+            keys=fields.String(),
             values=fields.String(validate=validate.Length(max=512)),
-            validate=validate.Length(max=16),
+            metadata={"description": "Up to 16 pairs; keys of at most 64 characters."},
             **kwargs,
         )
 

@@ -19,7 +19,13 @@ from sqlalchemy import func, select
 
 from api.batches.models import Batch
 from api.db_types import utcnow
-from api.errors import Conflict, Forbidden, NotFound, TooManyRequests, ValidationFailed
+from api.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unprocessable,
+)
 from api.extensions import db
 from api.files import service as files
 from api.paging import page_after
@@ -42,10 +48,23 @@ def window_seconds(window: str) -> int:
     if match:
         seconds = int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
     if not MIN_WINDOW_S <= seconds <= MAX_WINDOW_S:
-        raise ValidationFailed(
+        raise Unprocessable(
             details={"completion_window": ["Give e.g. 24h: 10s to 168h, as <n>s, <n>m or <n>h."]}
         )
     return seconds
+
+
+def check_metadata(metadata: dict[str, str] | None) -> None:
+    """OpenAI's limits on metadata that OpenAPI 3.0 cannot state: 16 pairs, keys of 64."""
+    if not metadata:
+        return
+    problems = [
+        f"Key {key[:70]!r} is longer than 64 characters." for key in metadata if len(key) > 64
+    ]
+    if len(metadata) > 16:
+        problems.append(f"{len(metadata)} pairs; at most 16.")
+    if problems:
+        raise Unprocessable(details={"metadata": problems})
 
 
 def lines_today(user_id: int, now: datetime) -> int:
@@ -87,6 +106,7 @@ def create_batch(
 ) -> Batch:
     """Store a batch in `validating` and queue it; 429 past the daily quota."""
     window = window_seconds(completion_window)
+    check_metadata(metadata)
     scope = SCOPES[endpoint]
     if scope not in scopes:
         raise Forbidden(
@@ -96,9 +116,7 @@ def create_batch(
         )
     source = files.find_file(user_id, input_file_id)
     if source.purpose != "batch":
-        raise ValidationFailed(
-            details={"input_file_id": ["Upload the input with purpose 'batch'."]}
-        )
+        raise Unprocessable(details={"input_file_id": ["Upload the input with purpose 'batch'."]})
     now = utcnow()
     _check_quota(user_id, source.line_count, now)
     batch = Batch(

@@ -1,8 +1,7 @@
 """The Celery tasks: run a batch, take up batches whose worker went away, purge old files.
 
 Thin wrappers: the work is in `runner.py` and `api/files/service.py`. Each task
-runs in the Flask app's context (`api.jobs`), with the batch's trace id bound so
-its log lines join the request that created it.
+runs in the Flask app's context (`api.jobs`).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from api.batches.models import ACTIVE_STATUSES, Batch
 from api.db_types import utcnow
 from api.extensions import db
 from api.files.service import purge_expired_files
-from api.observability.tracing import bind_trace_id, reset_trace_id
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +26,7 @@ def run_batch_task(batch_id: str) -> str | None:
     batch = db.session.get(Batch, batch_id)
     if batch is None or batch.status not in ACTIVE_STATUSES:
         return None
-    token = bind_trace_id(batch.trace_id)
-    try:
-        return runner.run_batch(batch_id)
-    finally:
-        reset_trace_id(token)
+    return runner.run_batch(batch_id)
 
 
 @shared_task(name="batches.recover", ignore_result=True)

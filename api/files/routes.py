@@ -17,7 +17,7 @@ blueprint = Blueprint("files", __name__, url_prefix="/v1/files", description="Fi
 @blueprint.route("", methods=["POST"])
 @authenticate()
 @api_rate_limit
-@blueprint.errors(413)
+@blueprint.errors(413, 422)
 @blueprint.arguments(schemas.FileUploadIn, location="multipart")
 @blueprint.response(200, schemas.FileOut)
 def upload_file(form: dict):
@@ -28,7 +28,7 @@ def upload_file(form: dict):
         source=upload.stream,
         filename=upload.filename or "",
         purpose=form["purpose"],
-        expires_in_s=form["expires_seconds"],
+        expires_in_s=form.get("expires_seconds"),
     )
     return schemas.file_object(row)
 

@@ -9,6 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.datastructures import FileStorage
 
 from api.files.models import StoredFile
+from api.guards import string_problem
 
 FILE_ID_PATTERN = "^file-[A-Za-z0-9]{1,36}$"
 MIN_EXPIRY_S, MAX_EXPIRY_S = 3600, 30 * 86400
@@ -39,6 +40,9 @@ class UploadedFile(Upload):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> FileStorage:
         if not isinstance(value, FileStorage):
             raise ValidationError("Send the file as a multipart file part.")
+        problem = string_problem(value.filename or "")
+        if problem:
+            raise ValidationError(f"Its file name: {problem}")
         return value
 
 
@@ -49,12 +53,12 @@ class FileUploadIn(Schema):
         validate=validate.OneOf(["batch"]),
         metadata={"description": "Only `batch`: the input of a batch."},
     )
+    # No load_default: a multipart field has no null, so the document must not offer one.
     expires_anchor = fields.String(
-        data_key="expires_after[anchor]", load_default=None, validate=validate.OneOf(["created_at"])
+        data_key="expires_after[anchor]", validate=validate.OneOf(["created_at"])
     )
     expires_seconds = fields.Integer(
         data_key="expires_after[seconds]",
-        load_default=None,
         validate=validate.Range(min=MIN_EXPIRY_S, max=MAX_EXPIRY_S),
         metadata={"description": "Seconds after `created_at` (default 30 days)."},
     )

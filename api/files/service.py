@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from api.db_types import utcnow
-from api.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from api.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from api.extensions import db
 from api.files.models import StoredFile
 from api.files.storage import file_storage, read_chunks
@@ -65,7 +65,7 @@ class _Counted:
             try:
                 self._decoder.decode(chunk)
             except UnicodeDecodeError:
-                raise ValidationFailed(details={"file": ["The file is not UTF-8 text."]}) from None
+                raise Unprocessable(details={"file": ["The file is not UTF-8 text."]}) from None
             for line in chunk.split(b"\n")[:-1]:
                 self.lines += self._line_has_text or bool(line.strip())
                 self._line_has_text = False
@@ -75,7 +75,7 @@ class _Counted:
         try:
             self._decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            raise ValidationFailed(details={"file": ["The file is not UTF-8 text."]}) from None
+            raise Unprocessable(details={"file": ["The file is not UTF-8 text."]}) from None
         self.lines += self._line_has_text
 
 
@@ -102,7 +102,7 @@ def create_file(
     row.line_count = counted.lines
     if row.bytes == 0:
         storage.delete(row.storage_key)
-        raise ValidationFailed(details={"file": ["The file is empty."]})
+        raise Unprocessable(details={"file": ["The file is empty."]})
     if used + row.bytes > quota:
         storage.delete(row.storage_key)
         raise _quota_error(used, row.bytes)

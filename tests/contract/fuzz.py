@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 EMAIL = "fuzz@example.org"
 PROFILES = {
     # examples per operation, and a time budget per credential kind (seconds)
-    "bounded": {"max_examples": 12, "max_time": 75},
+    "bounded": {"max_examples": 12, "max_time": 90},
     "long": {"max_examples": 300, "max_time": 900},
 }
 # Limits high enough that the fuzzer tests the API, not its own rate limit.

@@ -24,6 +24,83 @@ export type AdminUserOut = {
     role?: string;
 };
 
+export type BatchCreateIn = {
+    /**
+     * `24h` as OpenAI; also 10s to 168h as `<n>s`, `<n>m`, `<n>h`.
+     */
+    completion_window: string;
+    endpoint: '/v1/chat/completions' | '/v1/completions' | '/v1/embeddings';
+    input_file_id: string;
+    /**
+     * Up to 16 pairs; keys of at most 64 characters.
+     */
+    metadata?: {
+        [key: string]: string;
+    } | null;
+    output_expires_after?: OutputExpiresAfter | null;
+};
+
+export type BatchError = {
+    code?: string;
+    line?: number | null;
+    message?: string;
+    param?: string | null;
+};
+
+export type BatchErrors = {
+    data?: Array<BatchError>;
+    object?: 'list';
+};
+
+export type BatchListOut = {
+    data?: Array<BatchOut>;
+    first_id?: string | null;
+    has_more?: boolean;
+    last_id?: string | null;
+    object?: 'list';
+};
+
+export type BatchOut = {
+    cancelled_at?: number | null;
+    cancelling_at?: number | null;
+    completed_at?: number | null;
+    completion_window?: string;
+    created_at?: number;
+    endpoint?: string;
+    error_file_id?: string | null;
+    errors?: {
+        [key: string]: unknown;
+    } | null | null;
+    expired_at?: number | null;
+    expires_at?: number | null;
+    failed_at?: number | null;
+    finalizing_at?: number | null;
+    id?: string;
+    in_progress_at?: number | null;
+    input_file_id?: string;
+    metadata?: {
+        [key: string]: string;
+    } | null;
+    model?: string | null;
+    object?: 'batch';
+    output_file_id?: string | null;
+    request_counts?: RequestCounts;
+    status?: 'validating' | 'failed' | 'in_progress' | 'finalizing' | 'completed' | 'expired' | 'cancelling' | 'cancelled';
+    usage?: BatchUsage;
+};
+
+export type BatchUsage = {
+    input_tokens?: number;
+    input_tokens_details?: CachedTokens;
+    output_tokens?: number;
+    output_tokens_details?: ReasoningTokens;
+    total_tokens?: number;
+};
+
+export type CachedTokens = {
+    cached_tokens?: number;
+};
+
 export type ChangePasswordIn = {
     current_password: string;
     /**
@@ -200,6 +277,48 @@ export type ErrorOut = {
     error: ErrorBody;
 };
 
+export type FileDeletedOut = {
+    deleted?: boolean;
+    id?: string;
+    object?: 'file';
+};
+
+export type FileListOut = {
+    data?: Array<FileOut>;
+    first_id?: string | null;
+    has_more?: boolean;
+    last_id?: string | null;
+    object?: 'list';
+};
+
+export type FileOut = {
+    bytes?: number;
+    created_at?: number;
+    expires_at?: number | null;
+    filename?: string;
+    id?: string;
+    object?: 'file';
+    purpose?: 'batch' | 'batch_output';
+    status?: 'processed';
+    status_details?: string | null;
+};
+
+export type FileUploadIn = {
+    'expires_after[anchor]'?: 'created_at';
+    /**
+     * Seconds after `created_at` (default 30 days).
+     */
+    'expires_after[seconds]'?: number;
+    /**
+     * JSONL, one request per line.
+     */
+    file: Blob | File;
+    /**
+     * Only `batch`: the input of a batch.
+     */
+    purpose: 'batch';
+};
+
 export type HealthOut = {
     status: 'ok';
 };
@@ -249,6 +368,11 @@ export type ModelOut = {
     task?: string;
 };
 
+export type OutputExpiresAfter = {
+    anchor: 'created_at';
+    seconds: number;
+};
+
 export type PaginationMetadata = {
     /**
      * First available page number.
@@ -294,6 +418,10 @@ export type ReadyOut = {
     status: 'ok';
 };
 
+export type ReasoningTokens = {
+    reasoning_tokens?: number;
+};
+
 export type RegisterIn = {
     email: string;
     name?: string | null;
@@ -311,6 +439,12 @@ export type RejectedRow = {
     date?: string;
     endpoint?: string;
     user_id?: number;
+};
+
+export type RequestCounts = {
+    completed?: number;
+    failed?: number;
+    total?: number;
 };
 
 export type ResetPasswordIn = {
@@ -1302,6 +1436,218 @@ export type PostV1AuthVerifyEmailResponses = {
 
 export type PostV1AuthVerifyEmailResponse = PostV1AuthVerifyEmailResponses[keyof PostV1AuthVerifyEmailResponses];
 
+export type GetV1BatchesData = {
+    body?: never;
+    path?: never;
+    query?: {
+        after?: string | null;
+        limit?: number;
+        order?: 'asc' | 'desc';
+    };
+    url: '/v1/batches';
+};
+
+export type GetV1BatchesErrors = {
+    /**
+     * Bad Request
+     */
+    400: ErrorOut;
+    /**
+     * Unauthorized
+     */
+    401: ErrorOut;
+    /**
+     * Forbidden
+     */
+    403: ErrorOut;
+    /**
+     * Not Found
+     */
+    404: ErrorOut;
+    /**
+     * Too Many Requests
+     */
+    429: ErrorOut;
+    /**
+     * Service Unavailable
+     */
+    503: ErrorOut;
+};
+
+export type GetV1BatchesError = GetV1BatchesErrors[keyof GetV1BatchesErrors];
+
+export type GetV1BatchesResponses = {
+    /**
+     * OK
+     */
+    200: BatchListOut;
+};
+
+export type GetV1BatchesResponse = GetV1BatchesResponses[keyof GetV1BatchesResponses];
+
+export type PostV1BatchesData = {
+    body: BatchCreateIn;
+    path?: never;
+    query?: never;
+    url: '/v1/batches';
+};
+
+export type PostV1BatchesErrors = {
+    /**
+     * Bad Request
+     */
+    400: ErrorOut;
+    /**
+     * Unauthorized
+     */
+    401: ErrorOut;
+    /**
+     * Forbidden
+     */
+    403: ErrorOut;
+    /**
+     * Not Found
+     */
+    404: ErrorOut;
+    /**
+     * Request Entity Too Large
+     */
+    413: ErrorOut;
+    /**
+     * Unsupported Media Type
+     */
+    415: ErrorOut;
+    /**
+     * Unprocessable Entity
+     */
+    422: ErrorOut;
+    /**
+     * Too Many Requests
+     */
+    429: ErrorOut;
+    /**
+     * Service Unavailable
+     */
+    503: ErrorOut;
+};
+
+export type PostV1BatchesError = PostV1BatchesErrors[keyof PostV1BatchesErrors];
+
+export type PostV1BatchesResponses = {
+    /**
+     * OK
+     */
+    200: BatchOut;
+};
+
+export type PostV1BatchesResponse = PostV1BatchesResponses[keyof PostV1BatchesResponses];
+
+export type GetV1BatchesByBatchIdData = {
+    body?: never;
+    path: {
+        batch_id: string;
+    };
+    query?: never;
+    url: '/v1/batches/{batch_id}';
+};
+
+export type GetV1BatchesByBatchIdErrors = {
+    /**
+     * Bad Request
+     */
+    400: ErrorOut;
+    /**
+     * Unauthorized
+     */
+    401: ErrorOut;
+    /**
+     * Forbidden
+     */
+    403: ErrorOut;
+    /**
+     * Not Found
+     */
+    404: ErrorOut;
+    /**
+     * Too Many Requests
+     */
+    429: ErrorOut;
+    /**
+     * Service Unavailable
+     */
+    503: ErrorOut;
+};
+
+export type GetV1BatchesByBatchIdError = GetV1BatchesByBatchIdErrors[keyof GetV1BatchesByBatchIdErrors];
+
+export type GetV1BatchesByBatchIdResponses = {
+    /**
+     * OK
+     */
+    200: BatchOut;
+};
+
+export type GetV1BatchesByBatchIdResponse = GetV1BatchesByBatchIdResponses[keyof GetV1BatchesByBatchIdResponses];
+
+export type PostV1BatchesByBatchIdCancelData = {
+    body?: never;
+    path: {
+        batch_id: string;
+    };
+    query?: never;
+    url: '/v1/batches/{batch_id}/cancel';
+};
+
+export type PostV1BatchesByBatchIdCancelErrors = {
+    /**
+     * Bad Request
+     */
+    400: ErrorOut;
+    /**
+     * Unauthorized
+     */
+    401: ErrorOut;
+    /**
+     * Forbidden
+     */
+    403: ErrorOut;
+    /**
+     * Not Found
+     */
+    404: ErrorOut;
+    /**
+     * Conflict
+     */
+    409: ErrorOut;
+    /**
+     * Request Entity Too Large
+     */
+    413: ErrorOut;
+    /**
+     * Unsupported Media Type
+     */
+    415: ErrorOut;
+    /**
+     * Too Many Requests
+     */
+    429: ErrorOut;
+    /**
+     * Service Unavailable
+     */
+    503: ErrorOut;
+};
+
+export type PostV1BatchesByBatchIdCancelError = PostV1BatchesByBatchIdCancelErrors[keyof PostV1BatchesByBatchIdCancelErrors];
+
+export type PostV1BatchesByBatchIdCancelResponses = {
+    /**
+     * OK
+     */
+    200: BatchOut;
+};
+
+export type PostV1BatchesByBatchIdCancelResponse = PostV1BatchesByBatchIdCancelResponses[keyof PostV1BatchesByBatchIdCancelResponses];
+
 export type PostV1ChatCompletionsData = {
     body: ChatCompletionIn;
     path?: never;
@@ -1484,6 +1830,252 @@ export type PostV1EmbeddingsResponses = {
 };
 
 export type PostV1EmbeddingsResponse = PostV1EmbeddingsResponses[keyof PostV1EmbeddingsResponses];
+
+export type GetV1FilesData = {
+    body?: never;
+    path?: never;
+    query?: {
+        after?: string | null;
+        limit?: number;
+        order?: 'asc' | 'desc';
+        purpose?: 'batch' | 'batch_output' | null;
+    };
+    url: '/v1/files';
+};
+
+export type GetV1FilesErrors = {
+    /**
+     * Bad Request
+     */
+    400: ErrorOut;
+    /**
+     * Unauthorized
+     */
+    401: ErrorOut;
+    /**
+     * Forbidden
+     */
+    403: ErrorOut;
+    /**
+     * Not Found
+     */
+    404: ErrorOut;
+    /**
+     * Too Many Requests
+     */
+    429: ErrorOut;
+    /**
+     * Service Unavailable
+     */
+    503: ErrorOut;
+};
+
+export type GetV1FilesError = GetV1FilesErrors[keyof GetV1FilesErrors];
+
+export type GetV1FilesResponses = {
+    /**
+     * OK
+     */
+    200: FileListOut;
+};
+
+export type GetV1FilesResponse = GetV1FilesResponses[keyof GetV1FilesResponses];
+
+export type PostV1FilesData = {
+    body: FileUploadIn;
+    path?: never;
+    query?: never;
+    url: '/v1/files';
+};
+
+export type PostV1FilesErrors = {
+    /**
+     * Bad Request
+     */
+    400: ErrorOut;
+    /**
+     * Unauthorized
+     */
+    401: ErrorOut;
+    /**
+     * Forbidden
+     */
+    403: ErrorOut;
+    /**
+     * Request Entity Too Large
+     */
+    413: ErrorOut;
+    /**
+     * Unsupported Media Type
+     */
+    415: ErrorOut;
+    /**
+     * Unprocessable Entity
+     */
+    422: ErrorOut;
+    /**
+     * Too Many Requests
+     */
+    429: ErrorOut;
+    /**
+     * Service Unavailable
+     */
+    503: ErrorOut;
+};
+
+export type PostV1FilesError = PostV1FilesErrors[keyof PostV1FilesErrors];
+
+export type PostV1FilesResponses = {
+    /**
+     * OK
+     */
+    200: FileOut;
+};
+
+export type PostV1FilesResponse = PostV1FilesResponses[keyof PostV1FilesResponses];
+
+export type DeleteV1FilesByFileIdData = {
+    body?: never;
+    path: {
+        file_id: string;
+    };
+    query?: never;
+    url: '/v1/files/{file_id}';
+};
+
+export type DeleteV1FilesByFileIdErrors = {
+    /**
+     * Bad Request
+     */
+    400: ErrorOut;
+    /**
+     * Unauthorized
+     */
+    401: ErrorOut;
+    /**
+     * Forbidden
+     */
+    403: ErrorOut;
+    /**
+     * Not Found
+     */
+    404: ErrorOut;
+    /**
+     * Conflict
+     */
+    409: ErrorOut;
+    /**
+     * Too Many Requests
+     */
+    429: ErrorOut;
+    /**
+     * Service Unavailable
+     */
+    503: ErrorOut;
+};
+
+export type DeleteV1FilesByFileIdError = DeleteV1FilesByFileIdErrors[keyof DeleteV1FilesByFileIdErrors];
+
+export type DeleteV1FilesByFileIdResponses = {
+    /**
+     * OK
+     */
+    200: FileDeletedOut;
+};
+
+export type DeleteV1FilesByFileIdResponse = DeleteV1FilesByFileIdResponses[keyof DeleteV1FilesByFileIdResponses];
+
+export type GetV1FilesByFileIdData = {
+    body?: never;
+    path: {
+        file_id: string;
+    };
+    query?: never;
+    url: '/v1/files/{file_id}';
+};
+
+export type GetV1FilesByFileIdErrors = {
+    /**
+     * Bad Request
+     */
+    400: ErrorOut;
+    /**
+     * Unauthorized
+     */
+    401: ErrorOut;
+    /**
+     * Forbidden
+     */
+    403: ErrorOut;
+    /**
+     * Not Found
+     */
+    404: ErrorOut;
+    /**
+     * Too Many Requests
+     */
+    429: ErrorOut;
+    /**
+     * Service Unavailable
+     */
+    503: ErrorOut;
+};
+
+export type GetV1FilesByFileIdError = GetV1FilesByFileIdErrors[keyof GetV1FilesByFileIdErrors];
+
+export type GetV1FilesByFileIdResponses = {
+    /**
+     * OK
+     */
+    200: FileOut;
+};
+
+export type GetV1FilesByFileIdResponse = GetV1FilesByFileIdResponses[keyof GetV1FilesByFileIdResponses];
+
+export type GetV1FilesByFileIdContentData = {
+    body?: never;
+    path: {
+        file_id: string;
+    };
+    query?: never;
+    url: '/v1/files/{file_id}/content';
+};
+
+export type GetV1FilesByFileIdContentErrors = {
+    /**
+     * Bad Request
+     */
+    400: ErrorOut;
+    /**
+     * Unauthorized
+     */
+    401: ErrorOut;
+    /**
+     * Forbidden
+     */
+    403: ErrorOut;
+    /**
+     * Not Found
+     */
+    404: ErrorOut;
+    /**
+     * Too Many Requests
+     */
+    429: ErrorOut;
+    /**
+     * Service Unavailable
+     */
+    503: ErrorOut;
+};
+
+export type GetV1FilesByFileIdContentError = GetV1FilesByFileIdContentErrors[keyof GetV1FilesByFileIdContentErrors];
+
+export type GetV1FilesByFileIdContentResponses = {
+    /**
+     * OK
+     */
+    200: unknown;
+};
 
 export type GetV1HistoryData = {
     body?: never;
