@@ -21,7 +21,7 @@ from api import create_app
 from api.admin.service import create_admin
 from api.config import TestConfig
 from api.extensions import db
-from tests.services import ROOT, free_port, gunicorn
+from tests.services import ROOT, celery_worker, free_port, gunicorn
 
 WEB = ROOT / "web"
 CHROMIUM = "/usr/bin/chromium"
@@ -82,7 +82,7 @@ def test_the_whole_journey_in_chromium(tmp_path, live_database, redis_url, redis
     shots = Path(os.environ.get("SCREENSHOTS_DIR") or tmp_path / "screenshots")
     home = tmp_path / "home"
     home.mkdir()
-    with gunicorn(env, tmp_path, workers=2, port=port):
+    with gunicorn(env, tmp_path, workers=2, port=port), celery_worker(env, tmp_path):
         result = subprocess.run(
             [shutil.which("node") or "node", "e2e/flow.mjs"],
             cwd=WEB,
@@ -103,5 +103,5 @@ def test_the_whole_journey_in_chromium(tmp_path, live_database, redis_url, redis
         )
     print(result.stdout)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    for page in ("dashboard", "tokens", "playground", "usage", "admin"):
+    for page in ("dashboard", "tokens", "playground", "usage", "batches", "admin"):
         assert (shots / f"{page}.png").stat().st_size > 10_000, page

@@ -175,6 +175,54 @@ try {
   await accessible(page, 'history')
   step('the stopped story is in the history')
 
+  // Batches: upload a JSONL file, watch the bar move, download both files; cancel another.
+  const lines = (count, tag) =>
+    Array.from({ length: count }, (_, i) => JSON.stringify({ custom_id: `${tag}-${i}`, method: 'POST', url: '/v1/embeddings', body: { input: `A ${tag} number ${i} by the well.` } }))
+  const startBatch = async (text) => {
+    await page.locator('input[type=file]').setInputFiles({ name: 'requests.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(text) })
+    await page.getByRole('button', { name: 'Start batch' }).click()
+  }
+  await page.getByRole('link', { name: 'Batches' }).click()
+  await page.getByRole('heading', { name: 'Batches', exact: true }).waitFor()
+  const bad = JSON.stringify({ custom_id: 'bad', method: 'POST', url: '/v1/embeddings', body: { input: 42 } })
+  await startBatch([...lines(1200, 'frog'), bad].join('\n'))
+  const first = page.getByTestId('batches').locator('li').first()
+  const seen = new Set()
+  for (let i = 0; i < 600 && (await first.getAttribute('data-status')) !== 'completed'; i++) {
+    seen.add(Number(await first.getByRole('progressbar').getAttribute('aria-valuenow')))
+    await page.waitForTimeout(250)
+  }
+  assert.equal(await first.getAttribute('data-status'), 'completed')
+  const moving = [...seen].filter((value) => value > 0 && value < 100)
+  assert.ok(moving.length >= 1, `the bar never moved between 0 and 100: ${[...seen]}`)
+  assert.match(await first.getByTestId('batch-counts').textContent(), /1201 of 1201 requests · 1200 done · 1 failed/)
+  const fetchFile = async (label) => {
+    const [download] = await Promise.all([page.waitForEvent('download'), first.getByRole('button', { name: label }).click()])
+    return readFileSync(await download.path(), 'utf8').trim().split('\n').map((line) => JSON.parse(line))
+  }
+  const output = await fetchFile('Download output')
+  assert.equal(output.length, 1200)
+  assert.equal(output[0].response.body.data[0].embedding.length, 384)
+  const failed = await fetchFile('Download errors')
+  assert.deepEqual(failed.map((line) => [line.custom_id, line.response.status_code]), [['bad', 400]])
+  step(`batch of 1201 lines: the bar moved through ${moving.length} values; output 1200 lines, errors 1`)
+
+  const firstId = await first.getAttribute('data-batch-id')
+  await startBatch(lines(2000, 'toad').join('\n'))
+  const second = page.getByTestId('batches').locator('li').first()
+  for (let i = 0; i < 240; i++) {
+    if ((await second.getAttribute('data-batch-id')) !== firstId && (await second.getAttribute('data-status')) === 'in_progress') break
+    await page.waitForTimeout(250)
+  }
+  assert.equal(await second.getAttribute('data-status'), 'in_progress')
+  await second.getByRole('button', { name: 'Cancel' }).click()
+  for (let i = 0; i < 120 && (await second.getAttribute('data-status')) !== 'cancelled'; i++) await page.waitForTimeout(250)
+  assert.equal(await second.getAttribute('data-status'), 'cancelled')
+  await accessible(page, 'batches')
+  await fitsPhone(page, 'batches')
+  await shot(page, 'batches')
+  step('a running batch was cancelled from the page')
+
   // The usage chart shows these calls.
   // Usage rows reach the database through each worker's spool within a flush interval
   // (200 ms): a page opened at once may be a moment behind, as it would be for a user.

@@ -96,6 +96,7 @@ const tokensRoute = createRoute({ getParentRoute: () => appRoute, path: '/tokens
 const usageRoute = createRoute({ getParentRoute: () => appRoute, path: '/usage', component: lazyRouteComponent(() => import('./pages/usage'), 'UsagePage') })
 const playgroundRoute = createRoute({ getParentRoute: () => appRoute, path: '/playground', component: lazyRouteComponent(() => import('./pages/playground'), 'PlaygroundPage') })
 const historyRoute = createRoute({ getParentRoute: () => appRoute, path: '/history', component: lazyRouteComponent(() => import('./pages/history'), 'HistoryPage') })
+const batchesRoute = createRoute({ getParentRoute: () => appRoute, path: '/batches', component: lazyRouteComponent(() => import('./pages/batches'), 'BatchesPage') })
 const accountRoute = createRoute({ getParentRoute: () => appRoute, path: '/account', component: lazyRouteComponent(() => import('./pages/account'), 'AccountPage') })
 
 const indexRoute = createRoute({
@@ -122,7 +123,7 @@ const routeTree = rootRoute.addChildren([
   verifyRoute,
   forgotRoute,
   resetRoute,
-  appRoute.addChildren([dashboardRoute, tokensRoute, usageRoute, playgroundRoute, historyRoute, accountRoute, adminRoute]),
+  appRoute.addChildren([dashboardRoute, tokensRoute, usageRoute, playgroundRoute, historyRoute, batchesRoute, accountRoute, adminRoute]),
 ])
 
 export const router = createRouter({ routeTree, context: { queryClient: undefined! } })

@@ -13,6 +13,7 @@ const LINKS = [
   ['/usage', 'Usage'],
   ['/playground', 'Playground'],
   ['/history', 'History'],
+  ['/batches', 'Batches'],
   ['/account', 'Account'],
 ] as const
 
