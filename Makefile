@@ -11,7 +11,7 @@ WEB    := web
 NPM    := cd $(WEB) && npm
 WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/package-lock.json -type f 2>/dev/null)
 
-.PHONY: run test web-test lint format migrate bench fuzz clean client screenshots
+.PHONY: run test web-test lint format migrate bench bench-batch fuzz clean client screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,8 +52,12 @@ web-test: $(WEB)/node_modules/.installed
 migrate: $(STAMP) instance
 	$(BIN)/flask db upgrade
 
+# The API and the web app under gunicorn, and a batch worker beside it (without Redis,
+# its queue is a folder under instance/); Ctrl-C stops both.
 run: migrate $(WEB)/dist/index.html
 	@echo "modelgate on http://$(HOST):$(PORT)  (docs: http://$(HOST):$(PORT)/docs)"
+	$(BIN)/celery -A wsgi:celery_app worker -B --loglevel WARNING & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
 	GUNICORN_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 # The web checks, a fresh build, then every Python test (the browser end to end among them).
@@ -69,9 +73,14 @@ screenshots: $(STAMP) $(WEB)/dist/index.html
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.contract.fuzz --profile long
 
-# The per-call cost table of issue 10 (docs/benchmarks.md): wrk against gunicorn, side by side.
+# The per-call cost table of issue 10 and the batch figure of issue 14 (docs/benchmarks.md).
 bench: $(STAMP)
 	$(BIN)/python bench/hotpath.py
+	$(BIN)/python bench/batch.py
+
+# A 10,000-line embeddings batch through a Celery worker against the raw model at batch 32.
+bench-batch: $(STAMP)
+	$(BIN)/python bench/batch.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -34,6 +34,7 @@ class Site:
     ocsp_stapling: bool = False  # on only with a certificate from a real CA
     proxy_timeout_s: int = 120  # above INFERENCE_TIMEOUT_S: event streams are long
     max_body: str = "2m"
+    max_upload: str = "64m"  # POST /v1/files: FILE_MAX_BYTES and the multipart framing
     connections_per_ip: int = 64
 
 
@@ -64,6 +65,7 @@ def values(site: Site, snippets: Path) -> dict[str, str]:
         "OCSP_STAPLING": "on" if site.ocsp_stapling else "off",
         "PROXY_TIMEOUT_S": str(site.proxy_timeout_s),
         "MAX_BODY": site.max_body,
+        "MAX_UPLOAD": site.max_upload,
         "CONNECTIONS_PER_IP": str(site.connections_per_ip),
         "SNIPPETS": str(snippets),
     }

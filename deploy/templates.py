@@ -20,6 +20,6 @@ def fill(text: str, settings: dict[str, str]) -> str:
     return PLACEHOLDER.sub(one, text)
 
 
-def service_unit(root: str, user: str) -> str:
-    """The gunicorn unit for a deploy root (releases/, current, shared/) run as `user`."""
-    return fill((SYSTEMD / "modelgate.service").read_text(), {"ROOT": root, "USER": user})
+def service_unit(root: str, user: str, name: str = "modelgate.service") -> str:
+    """A unit (gunicorn's, or the batch worker's) for a deploy root run as `user`."""
+    return fill((SYSTEMD / name).read_text(), {"ROOT": root, "USER": user})

@@ -12,21 +12,24 @@ from deploy.templates import service_unit
 from tests.services import ROOT
 
 
-def test_systemd_accepts_the_unit(tmp_path):
+@pytest.mark.parametrize(
+    ("name", "program"), [("modelgate.service", "gunicorn"), ("modelgate-worker.service", "celery")]
+)
+def test_systemd_accepts_the_unit(tmp_path, name, program):
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.fail("systemd-analyze is missing (Debian's systemd package)")
     root = tmp_path / "srv"
-    gunicorn = root / "current" / ".venv" / "bin" / "gunicorn"
-    gunicorn.parent.mkdir(parents=True)
-    gunicorn.write_text("#!/bin/sh\n")
-    gunicorn.chmod(0o755)
-    unit = tmp_path / "modelgate.service"
-    unit.write_text(service_unit(str(root), "root"))
+    executable = root / "current" / ".venv" / "bin" / program
+    executable.parent.mkdir(parents=True)
+    executable.write_text("#!/bin/sh\n")
+    executable.chmod(0o755)
+    unit = tmp_path / name
+    unit.write_text(service_unit(str(root), "root", name))
     checked = subprocess.run(
         [analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, check=False
     )
-    complaints = [line for line in checked.stderr.splitlines() if "modelgate.service" in line]
+    complaints = [line for line in checked.stderr.splitlines() if name in line]
     assert checked.returncode == 0 and complaints == [], checked.stderr
 
 

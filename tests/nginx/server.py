@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -34,8 +35,11 @@ def main_config(folder: Path, site_file: Path) -> Path:
     for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (folder / name).mkdir(exist_ok=True)
     config = folder / "nginx.conf"
+    # As root, nginx's workers would run as nobody, who cannot enter pytest's 0700 folders
+    # to spool a large request body; the test's workers stay the test's own user.
+    user = "user root;\n" if os.geteuid() == 0 else ""
     config.write_text(
-        f"""pid {folder}/nginx.pid;
+        f"""{user}pid {folder}/nginx.pid;
 error_log {folder}/error.log warn;
 events {{ worker_connections 256; }}
 http {{

@@ -207,3 +207,27 @@ def test_the_web_app_is_served_with_the_right_caching(stack):
     assert get(stack, "/assets/nope.js", host=APP).status_code == 404
     api = get(stack, "/v1/models", host=APP)
     assert api.status_code == 401 and api.json()["error"]["code"] == "unauthorized"
+
+
+def test_uploads_may_be_larger_than_json_bodies(stack):
+    lines = b'{"custom_id": "x", "method": "POST", "url": "/v1/embeddings", "body": {}}\n'
+    data = lines * (3 * 1024 * 1024 // len(lines))  # 3 MB: over the 2 MB body cap
+    for host in (API, APP):
+        upload = requests.post(
+            stack["https"] + "/v1/files",
+            headers={"Host": host, "Authorization": f"Bearer {stack['token']}"},
+            files={"file": ("big.jsonl", data)},
+            data={"purpose": "batch"},
+            verify=False,
+            timeout=60,
+        )
+        assert upload.status_code == 200, (host, upload.text[:300])
+        assert upload.json()["bytes"] == len(data)
+    big_json = requests.post(
+        stack["https"] + "/v1/embeddings",
+        headers={"Host": API, "Authorization": f"Bearer {stack['token']}"},
+        data=b'{"input": "' + b"a" * (3 * 1024 * 1024) + b'"}',
+        verify=False,
+        timeout=60,
+    )
+    assert big_json.status_code == 413  # nginx's own cap, before the app
