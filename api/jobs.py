@@ -95,6 +95,9 @@ def _make_folder(app: Flask) -> None:
 def _start_worker(app: Flask) -> None:
     """Batch work yields the CPU to interactive calls on the same host (pool processes inherit)."""
     _make_folder(app)
+    # Set before the pool process loads a model: its one pool process takes every core
+    # (GUNICORN_WORKERS in a shared env file would otherwise split them).
+    os.environ.setdefault("TORCH_THREADS", str(os.cpu_count() or 1))
     nice = app.config["BATCH_WORKER_NICE"]
     if nice > 0:
         os.nice(nice)

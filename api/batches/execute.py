@@ -100,11 +100,24 @@ def embed_lines(lines: list[Line], checkpoint: Callable[[], None]) -> list[Outco
 
 
 def _embed_all(model_id: str, texts: list[str], checkpoint: Callable[[], None]) -> list:
-    """Embed `texts` in slices the batcher's queue takes whole (full model batches)."""
-    batcher = models.serve(model_id, task="embedding").batcher
+    """Embed `texts` in full model batches of `BATCH_MAX_SIZE`: (vector, tokens) per text.
+
+    A worker holding the model calls it directly (nothing runs beside it to gather
+    with); one whose model lives in a model server goes through its batcher.
+    """
+    served = models.serve(model_id, task="embedding")
+    size = max(1, models.settings().batch_max_size)
+    local = getattr(served.model, "embed", None)
+    results: list = []
+    if local is not None:
+        for start in range(0, len(texts), size):
+            checkpoint()
+            vectors, counts = local(texts[start : start + size])
+            results.extend(zip(vectors, counts, strict=True))
+        return results
+    batcher = served.batcher
     assert batcher is not None
     step = max(1, batcher.max_queue)
-    results: list = []
     for start in range(0, len(texts), step):
         checkpoint()
         deadline = time.monotonic() + LINE_DEADLINE_S
