@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 
 from api.batches.lines import ENDPOINTS
-from api.files.schemas import MAX_EXPIRY_S, MIN_EXPIRY_S, PageArgs
+from api.files.schemas import MAX_EXPIRY_S, MIN_EXPIRY_S, PageArgs, PageOut
 from api.validation import JsonInteger
 
 STATUSES = [
@@ -116,12 +116,8 @@ class BatchOut(Schema):
     metadata = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
 
 
-class BatchListOut(Schema):
-    object = fields.String(validate=validate.OneOf(["list"]))
+class BatchListOut(PageOut):
     data = fields.List(fields.Nested(BatchOut))
-    first_id = fields.String(allow_none=True)
-    last_id = fields.String(allow_none=True)
-    has_more = fields.Boolean()
 
 
 class BatchListArgs(PageArgs):

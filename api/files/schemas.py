@@ -86,12 +86,17 @@ class FileListArgs(PageArgs):
     purpose = fields.String(load_default=None, validate=validate.OneOf(["batch", "batch_output"]))
 
 
-class FileListOut(Schema):
+class PageOut(Schema):
+    """OpenAI's list envelope; a subclass says what `data` holds."""
+
     object = fields.String(validate=validate.OneOf(["list"]))
-    data = fields.List(fields.Nested(FileOut))
     first_id = fields.String(allow_none=True)
     last_id = fields.String(allow_none=True)
     has_more = fields.Boolean()
+
+
+class FileListOut(PageOut):
+    data = fields.List(fields.Nested(FileOut))
 
 
 class FileDeletedOut(Schema):
