@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask, current_app, request
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
+from werkzeug.exceptions import MethodNotAllowed
 
 from api.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
@@ -88,8 +89,10 @@ def check_body() -> None:
     length = request.content_length
     if limit and length is not None and length > limit:
         raise PayloadTooLarge(details={"max_bytes": limit})
-    if not request.path.startswith("/v1/") or request.routing_exception is not None:
-        return  # an unknown path or method answers 404/405 whatever its body
+    if not request.path.startswith("/v1/") or isinstance(
+        request.routing_exception, MethodNotAllowed
+    ):
+        return  # a method the path does not take answers 405, whatever its body
     check_query_and_path()
     has_body = bool(length) or "chunked" in request.headers.get("Transfer-Encoding", "")
     if request.method not in BODY_METHODS or not has_body:

@@ -110,11 +110,16 @@ def _embed_all(model_id: str, texts: list[str], checkpoint: Callable[[], None]) 
     local = getattr(served.model, "embed", None)
     results: list = []
     if local is not None:
-        for start in range(0, len(texts), size):
+        # Texts of like length share a batch, so little of each batch is padding.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        placed: list = [None] * len(texts)
+        for start in range(0, len(order), size):
             checkpoint()
-            vectors, counts = local(texts[start : start + size])
-            results.extend(zip(vectors, counts, strict=True))
-        return results
+            picked = order[start : start + size]
+            vectors, counts = local([texts[i] for i in picked])
+            for i, vector, count in zip(picked, vectors, counts, strict=True):
+                placed[i] = (vector, count)
+        return placed
     batcher = served.batcher
     assert batcher is not None
     step = max(1, batcher.max_queue)
