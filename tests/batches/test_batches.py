@@ -202,3 +202,12 @@ def test_batch_lines_leave_the_per_minute_budget_alone(make_app):
     assert after.status_code == 200
     remaining = int(before.headers["X-RateLimit-Remaining"])
     assert int(after.headers["X-RateLimit-Remaining"]) == remaining - 1
+
+
+def test_over_fifty_thousand_lines_fails_validation(model_app, owner):
+    text = "\n".join(json.dumps(embedding_line(f"r{i}")) for i in range(50_001))
+    created = owner.create(owner.upload(text).get_json()["id"])
+    assert created.status_code == 200
+    assert run(model_app, created.get_json()["id"]) == "failed"
+    [problem] = batch(owner, created.get_json()["id"])["errors"]["data"]
+    assert problem["code"] == "too_many_requests" and problem["line"] == 50_001

@@ -252,3 +252,31 @@ def test_worker_killed_mid_batch_another_finishes_it(stack, users, postgres_data
     )
     rows = usage_rows(postgres_database, "batch-trace-killed")
     assert len(rows) == 2500 and len({row[0] for row in rows}) == 2500
+
+
+def test_without_redis_the_queue_is_a_folder(tmp_path):
+    """`make run`'s defaults: SQLite, no Redis; the worker still runs batches."""
+    from tests.conftest import migrate
+
+    database = f"sqlite:///{tmp_path / 'dev.db'}"
+    migrate(database)
+    app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=database))
+    token = make_account(app, "dev@example.org").mint("dev", scopes=["embed"])["token"]
+    with app.app_context():
+        db.engine.dispose()
+    env = {
+        "DATABASE_URL": database,
+        "MODELS": "all-minilm-l6-v2",
+        "CELERY_BROKER_DIR": str(tmp_path / "queue"),  # one folder for both
+        "USAGE_SPOOL_DIR": "",
+    }
+    with gunicorn(env, tmp_path, workers=1) as base, celery_worker(env, tmp_path):
+        api = client(base, token)
+        batch_id = api.batches.create(
+            input_file_id=upload(api, embedding_lines(3)),
+            endpoint="/v1/embeddings",
+            completion_window="24h",
+        ).id
+        batch = finished(api, batch_id, timeout=90)
+    assert batch.status == "completed" and batch.request_counts.completed == 3
+    assert list((tmp_path / "queue").iterdir())  # the broker's folder, not Redis
