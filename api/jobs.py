@@ -50,10 +50,13 @@ def _settings(app: Flask) -> dict[str, Any]:
     }
     if config["CELERY_BROKER_URL"].startswith("filesystem://"):
         folder = os.path.join(config["CELERY_BROKER_DIR"], "queue")
-        os.makedirs(folder, exist_ok=True)
+        control = os.path.join(config["CELERY_BROKER_DIR"], "control")
+        for path in (folder, control):
+            os.makedirs(path, exist_ok=True)
         settings["broker_transport_options"] = {
             "data_folder_in": folder,
             "data_folder_out": folder,
+            "control_folder": control,  # else `control/` in the working directory
             "store_processed": False,
         }
     elif config["CELERY_BROKER_URL"].startswith("redis"):
