@@ -183,10 +183,17 @@ def store_output(
 
 
 def purge_expired_files(now: datetime | None = None) -> int:
-    """Delete every file past its expiry (rows, then bytes); return how many."""
+    """Delete every file past its expiry (rows, then bytes), but inputs of unfinished batches."""
+    from api.batches.models import ACTIVE_STATUSES, Batch
+
     now = now or utcnow()
+    in_use = select(Batch.input_file_id).where(Batch.status.in_(ACTIVE_STATUSES))
     rows = list(
-        db.session.scalars(select(StoredFile).where(StoredFile.expires_at <= now).limit(1000))
+        db.session.scalars(
+            select(StoredFile)
+            .where(StoredFile.expires_at <= now, StoredFile.id.not_in(in_use))
+            .limit(1000)
+        )
     )
     for row in rows:
         db.session.delete(row)

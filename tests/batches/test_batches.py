@@ -9,6 +9,7 @@ the daily quota; scopes; and the per-minute budget left alone by batch lines.
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -16,8 +17,10 @@ from sqlalchemy import select
 
 from api.batches.models import Batch
 from api.batches.runner import run_batch
+from api.batches.tasks import recover_batches_task
 from api.db_types import utcnow
 from api.extensions import db
+from api.files.service import purge_expired_files
 from api.usage.models import InferenceRecord
 from tests.batches.conftest import embedding_line, make_caller
 
@@ -211,3 +214,35 @@ def test_over_fifty_thousand_lines_fails_validation(model_app, owner):
     assert run(model_app, created.get_json()["id"]) == "failed"
     [problem] = batch(owner, created.get_json()["id"])["errors"]["data"]
     assert problem["code"] == "too_many_requests" and problem["line"] == 50_001
+
+
+def test_a_broker_that_is_down_only_delays_the_batch(make_app):
+    app = make_app(MODELS=MODEL, CELERY_BROKER_URL="redis://127.0.0.1:9/0")  # nothing listens
+    owner = make_caller(app, "broker@example.org")
+    file_id = owner.upload([embedding_line("a"), embedding_line("b")]).get_json()["id"]
+    started = time.monotonic()
+    created = owner.create(file_id)
+    assert created.status_code == 200 and time.monotonic() - started < 10
+    batch_id = created.get_json()["id"]
+    assert batch(owner, batch_id)["status"] == "validating"  # stored, waiting for a worker
+    with app.app_context():  # past the queue grace, recovery hands it to a worker again
+        row = db.session.get(Batch, batch_id)
+        row.lease_expires_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+        assert recover_batches_task.run() == [batch_id]
+    assert run(app, batch_id) == "completed"
+    assert batch(owner, batch_id)["request_counts"]["completed"] == 2
+
+
+def test_an_expired_input_waits_for_its_batch(model_app, owner):
+    file_id = owner.upload(
+        [embedding_line("a")],
+        **{"expires_after[anchor]": "created_at", "expires_after[seconds]": "3600"},
+    ).get_json()["id"]
+    batch_id = owner.create(file_id).get_json()["id"]
+    later = utcnow() + timedelta(hours=2)
+    with model_app.app_context():
+        assert purge_expired_files(later) == 0  # a batch still reads it
+    assert run(model_app, batch_id) == "completed"
+    with model_app.app_context():
+        assert purge_expired_files(later) == 1
