@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 LINE_DEADLINE_S = 600.0
 
 
+class Interrupted(Exception):
+    """The run must stop here (see runner.Stopped, runner.LeaseLost): never a line's failure."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one line got: the status and body an endpoint would answer, and its usage."""
@@ -84,6 +88,8 @@ def embed_lines(lines: list[Line], checkpoint: Callable[[], None]) -> list[Outco
         texts = [text for _, _, line_texts in group for text in line_texts]
         try:
             results = _embed_all(model_id, texts, checkpoint)
+        except Interrupted:
+            raise
         except Exception as error:
             for position, _, _ in group:
                 outcomes[position] = _failure(lines[position], error)

@@ -29,7 +29,7 @@ from flask import current_app
 from sqlalchemy import or_, select, update
 
 from api.auth.models import User
-from api.batches.execute import Outcome, embed_lines, generate_line
+from api.batches.execute import Interrupted, Outcome, embed_lines, generate_line
 from api.batches.lines import ENDPOINTS, InputProblems, Line, parse_input
 from api.batches.models import ACTIVE_STATUSES, Batch
 from api.db_types import utcnow
@@ -50,7 +50,7 @@ EXPIRED = {
 }
 
 
-class Stopped(Exception):
+class Stopped(Interrupted):
     """The batch must end now as `ending` (cancelled or expired)."""
 
     def __init__(self, ending: str) -> None:
@@ -58,7 +58,7 @@ class Stopped(Exception):
         self.ending = ending
 
 
-class LeaseLost(Exception):
+class LeaseLost(Interrupted):
     """Another worker holds the batch now: stop without writing anything more."""
 
 

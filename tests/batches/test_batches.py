@@ -9,6 +9,7 @@ the daily quota; scopes; and the per-minute budget left alone by batch lines.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import timedelta
 
@@ -246,3 +247,27 @@ def test_an_expired_input_waits_for_its_batch(model_app, owner):
     assert run(model_app, batch_id) == "completed"
     with model_app.app_context():
         assert purge_expired_files(later) == 1
+
+
+def test_cancel_mid_chunk_keeps_only_finished_lines(model_app, owner):
+    # Long texts: a chunk takes seconds, so the cancel lands inside one, not between two.
+    story = " ".join(["the miller's daughter spun the straw into gold"] * 12)
+    lines = [embedding_line(f"r{i}", f"{i}: {story}") for i in range(1024)]
+    batch_id = owner.create(owner.upload(lines).get_json()["id"]).get_json()["id"]
+    ended: list = []
+    worker = threading.Thread(target=lambda: ended.append(run(model_app, batch_id)))
+    worker.start()
+    deadline = time.monotonic() + 120
+    while batch(owner, batch_id)["request_counts"]["completed"] < 256:
+        assert time.monotonic() < deadline and worker.is_alive()
+        time.sleep(0.05)
+    cancel = owner.client.post(f"/v1/batches/{batch_id}/cancel", headers=owner.headers)
+    assert cancel.status_code == 200
+    worker.join(60)
+    assert ended == ["cancelled"]
+    cancelled = batch(owner, batch_id)
+    done = cancelled["request_counts"]["completed"]
+    assert 256 <= done < 1024 and cancelled["request_counts"]["failed"] == 0
+    assert cancelled["error_file_id"] is None  # a chunk cut short is not a chunk of failures
+    output = content(owner, cancelled["output_file_id"])
+    assert len(output) == done and len({line["custom_id"] for line in output}) == done
