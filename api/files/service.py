@@ -25,6 +25,7 @@ from api.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from api.extensions import db
 from api.files.models import StoredFile
 from api.files.storage import file_storage, read_chunks
+from api.paging import page_after
 
 log = logging.getLogger(__name__)
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -122,8 +123,6 @@ def find_file(user_id: int, file_id: str) -> StoredFile:
 def list_files(
     user_id: int, *, purpose: str | None, after: str | None, order: str, limit: int
 ) -> tuple[list[StoredFile], bool]:
-    from api.paging import page_after
-
     query = select(StoredFile).where(StoredFile.user_id == user_id)
     if purpose is not None:
         query = query.where(StoredFile.purpose == purpose)
