@@ -19,7 +19,7 @@ from marshmallow import ValidationError
 from api.batches.lines import Line
 from api.errors import APIError, Unprocessable, ValidationFailed, error_body
 from api.guards import check_json
-from api.inference import completions, schemas, service
+from api.inference import completions, schemas
 from api.inference import openai_format as fmt
 from api.inference.registry import models
 
@@ -55,7 +55,7 @@ def _load(schema: Any, body: dict[str, Any]) -> dict[str, Any]:
         raise ValidationFailed(details=details) from None
 
 
-def _failure(line: Line, error: Exception) -> Outcome:
+def _failure(error: Exception) -> Outcome:
     if isinstance(error, APIError):
         return _refusal(error)
     log.exception("batch line failed", exc_info=error, extra={"event.action": "batch-line"})
@@ -80,7 +80,7 @@ def embed_lines(lines: list[Line], checkpoint: Callable[[], None]) -> list[Outco
                 raise Unprocessable("Some inputs are too long.", details={"input": too_long})
             jobs.append((position, body, model.id, body["input"]))
         except Exception as error:
-            outcomes[position] = _failure(line, error)
+            outcomes[position] = _failure(error)
     by_model: dict[str, list[tuple[int, dict[str, Any], list[str]]]] = {}
     for position, body, model_id, texts in jobs:
         by_model.setdefault(model_id, []).append((position, body, texts))
@@ -92,7 +92,7 @@ def embed_lines(lines: list[Line], checkpoint: Callable[[], None]) -> list[Outco
             raise
         except Exception as error:
             for position, _, _ in group:
-                outcomes[position] = _failure(lines[position], error)
+                outcomes[position] = _failure(error)
             continue
         start = 0
         for position, body, line_texts in group:
@@ -145,14 +145,9 @@ def generate_line(line: Line, endpoint: str) -> Outcome:
             raise ValidationFailed(details={"stream": ["A batch line cannot stream."]})
         choices, options = completions.plan_chat(body) if chat else completions.plan_text(body)
         deadline = time.monotonic() + LINE_DEADLINE_S
-        results = [
-            service.complete(
-                body["model"], choice.prompt, seed=choice.seed, deadline=deadline, **options
-            )
-            for choice in choices
-        ]
+        results = completions.generate_all(body["model"], choices, options, deadline)
     except Exception as error:
-        return _failure(line, error)
+        return _failure(error)
     shape = completions.CHAT if chat else completions.TEXT
     tokens_in = sum(result.prompt_tokens for result in results)
     tokens_out = sum(result.completion_tokens for result in results)

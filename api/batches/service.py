@@ -28,6 +28,7 @@ from api.errors import (
 )
 from api.extensions import db
 from api.files import service as files
+from api.files.schemas import unix
 from api.paging import page_after
 
 log = logging.getLogger(__name__)
@@ -189,9 +190,6 @@ def cancel_batch(user_id: int, batch_id: str) -> Batch:
 
 def batch_object(batch: Batch) -> dict[str, Any]:
     """The batch as OpenAI's API shows it."""
-
-    def unix(moment: datetime | None) -> int | None:
-        return None if moment is None else int(moment.timestamp())
 
     total = batch.total or batch.line_count
     return {

@@ -129,10 +129,13 @@ def plan_chat(body: dict) -> tuple[list[Choice], dict]:
     return plan_choices([prompt], body["n"], body["seed"]), sampling_options(body, max_tokens)
 
 
-def generate_all(model_id: str | None, choices: list[Choice], options: dict) -> list:
-    """Each choice's whole completion, one after another."""
+def generate_all(
+    model_id: str | None, choices: list[Choice], options: dict, deadline: float | None = None
+) -> list:
+    """Each choice's whole completion, one after another (None: the default deadline each)."""
     return [
-        service.complete(model_id, choice.prompt, seed=choice.seed, **options) for choice in choices
+        service.complete(model_id, choice.prompt, seed=choice.seed, deadline=deadline, **options)
+        for choice in choices
     ]
 
 
