@@ -39,6 +39,7 @@ from invoke.exceptions import Exit
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))  # `fab -r deploy` puts only deploy/ on the path
 
+from deploy.nginx_site import FAIL_TIMEOUT_S  # noqa: E402
 from deploy.templates import service_unit  # noqa: E402
 
 _RUN: dict = {}  # one `fab -H a,b deploy` run: its release name, what it switched, if migrated
@@ -61,6 +62,7 @@ class HostSettings:
     install_requirements: bool
     keep: int
     ready_timeout_s: float
+    settle_s: float  # between one host ready and the next going down: above nginx's fail_timeout
 
 
 def settings_file() -> Path:
@@ -88,6 +90,7 @@ def host_settings(settings: dict, host: str) -> HostSettings:
         install_requirements=bool(merged.get("install_requirements", True)),
         keep=int(merged.get("keep", 5)),
         ready_timeout_s=float(merged.get("ready_timeout_s", 120)),
+        settle_s=float(merged.get("settle_s", FAIL_TIMEOUT_S + 1)),
     )
 
 
@@ -210,11 +213,24 @@ def ready(conn: Connection, host: HostSettings) -> tuple[bool, str]:
         )
         answer = probe.stdout.strip()
         if answer == "200":
+            _RUN["ready_at"] = time.monotonic()
             return True, ""
         time.sleep(0.5)
     log = conn.run(f"tail -n 20 {host.root}/shared/log/gunicorn.log", warn=True, hide=True)
     waited = f"{host.ready_timeout_s:.0f} s"
     return False, f"/readyz answered {answer or 'nothing'} for {waited}\n{log.stdout}"
+
+
+def settle(host: HostSettings) -> None:
+    """Before a host goes down, give nginx time to take back the host that came up last.
+
+    nginx skips a host for FAIL_TIMEOUT_S after a refused connection, and it may have
+    tried the previous host just before that one became ready. Stopping this host
+    sooner would leave nginx skipping both, and calls would get 502.
+    """
+    came_up = _RUN.get("ready_at")
+    if came_up is not None:
+        time.sleep(max(0.0, came_up + host.settle_s - time.monotonic()))
 
 
 def upload(conn: Connection, host: HostSettings, release: str) -> None:
@@ -291,6 +307,7 @@ def deploy(c):
     if not state.get("migrated"):
         migrate(conn, host, release)
         state["migrated"] = True
+    settle(host)
     switch(conn, host, release)
     manager = service(conn, host)
     manager.restart() if manager.running() else manager.start()
@@ -305,6 +322,7 @@ def deploy(c):
             if before is None:
                 service(back, back_host).stop()
                 continue
+            settle(back_host)
             switch(back, back_host, before)
             service(back, back_host).restart()
             ready(back, back_host)
@@ -323,6 +341,7 @@ def rollback(c):
     older = [name for name in releases(conn, host) if current is None or name < current]
     if not older:
         raise Exit(f"{conn.host}: no release before {current} to go back to", 1)
+    settle(host)
     switch(conn, host, older[-1])
     service(conn, host).restart()
     healthy, why = ready(conn, host)

@@ -15,6 +15,9 @@ from pathlib import Path
 from deploy.templates import fill
 
 NGINX = Path(__file__).resolve().parent.parent / "nginx"
+# How long nginx skips an app host after one failed connection (`fail_timeout`); the
+# fabfile waits longer than this between hosts, so two are never skipped at once.
+FAIL_TIMEOUT_S = 5
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
@@ -51,7 +54,8 @@ def values(site: Site, snippets: Path) -> dict[str, str]:
     return {
         "CORS_MAP": _cors_map(site.cors_origins),
         "UPSTREAM_SERVERS": "\n".join(
-            f"    server {host} max_fails=1 fail_timeout=5s;" for host in site.upstreams
+            f"    server {host} max_fails=1 fail_timeout={FAIL_TIMEOUT_S}s;"
+            for host in site.upstreams
         ),
         "API_DOMAIN": site.api_domain,
         "APP_DOMAIN": site.app_domain,

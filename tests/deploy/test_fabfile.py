@@ -8,6 +8,7 @@ A constant load through nginx counts every failed request while deploys happen.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -23,7 +24,8 @@ import pytest
 import requests
 import urllib3
 
-from deploy.nginx_site import Site
+from deploy import fabfile
+from deploy.nginx_site import FAIL_TIMEOUT_S, Site
 from tests.nginx.server import API, run_nginx, self_signed
 from tests.services import ROOT, free_port
 
@@ -221,3 +223,18 @@ def test_deploy_to_two_hosts_under_load_with_rollback(tmp_path, sshd, live_datab
             assert status.stdout.count(f"release {release_one}, running, readyz") == 2
     finally:
         stop_apps(tmp_path)
+
+
+def test_a_host_goes_down_only_once_nginx_can_have_taken_back_the_last(monkeypatch):
+    """`settle`: nginx skips a refused host for FAIL_TIMEOUT_S; stopping the next one sooner
+    left it no live upstream (502s under load)."""
+    host = fabfile.host_settings({"defaults": {"root": "/srv/modelgate", "bind": "h:1"}}, "h")
+    assert host.settle_s > FAIL_TIMEOUT_S
+    monkeypatch.setitem(fabfile._RUN, "ready_at", time.monotonic())  # a host just came up
+    short = dataclasses.replace(host, settle_s=0.3)
+    started = time.monotonic()
+    fabfile.settle(short)
+    assert 0.25 <= time.monotonic() - started < 1.0
+    started = time.monotonic()
+    fabfile.settle(short)  # the window has passed: no wait
+    assert time.monotonic() - started < 0.05
