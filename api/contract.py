@@ -194,6 +194,7 @@ class ContractPlugin(BasePlugin):
                 if method in BODY_METHODS:
                     _add(responses, 413)
                     _add(responses, 415)
+                    _add(responses, 422)  # an object key that cannot be stored (api/guards.py)
             _apply_traits(operation, traits)
             for response in responses.values():
                 if isinstance(response, dict):

@@ -5,7 +5,9 @@ argument and every integer path parameter is checked here once, for the whole
 API, so no view or database ever sees a value it could choke on: lone UTF-16
 surrogates (they cannot be encoded), NUL bytes (PostgreSQL text refuses them),
 JSON nested deeper than `MAX_JSON_DEPTH`, and ids no id column can hold. Each
-is a 400 that names the field.
+is a 400 that names the field, except a bad key of a JSON object when nothing else
+is wrong: that is a 422, because OpenAPI 3.0 cannot constrain the keys of a
+free-form object (batch `metadata`), so the document allows what the service refuses.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from flask import Flask, current_app, request
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
 from werkzeug.exceptions import MethodNotAllowed
 
-from api.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from api.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 MAX_JSON_DEPTH = 32
@@ -35,7 +43,9 @@ def string_problem(value: str) -> str | None:
     return None
 
 
-def _walk(value: Any, path: str, depth: int, problems: dict[str, list[str]]) -> None:
+def _walk(
+    value: Any, path: str, depth: int, problems: dict[str, list[str]], keys: dict[str, list[str]]
+) -> None:
     if depth > MAX_JSON_DEPTH:
         problems[path or "_body"] = [f"Nested deeper than {MAX_JSON_DEPTH} levels."]
         return
@@ -48,12 +58,22 @@ def _walk(value: Any, path: str, depth: int, problems: dict[str, list[str]]) -> 
             key_problem = string_problem(key)
             name = f"{path}.{key}" if path else key
             if key_problem:
-                problems[path or "_body"] = [f"A key: {key_problem.lower()}"]
+                keys[path or "_body"] = [f"A key: {key_problem.lower()}"]
                 continue
-            _walk(item, name, depth + 1, problems)
+            _walk(item, name, depth + 1, problems, keys)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _walk(item, f"{path}[{index}]" if path else f"[{index}]", depth + 1, problems)
+            name = f"{path}[{index}]" if path else f"[{index}]"
+            _walk(item, name, depth + 1, problems, keys)
+
+
+def _by_field(problems: dict[str, list[str]]) -> dict[str, list[str]]:
+    details: dict[str, list[str]] = {}
+    for path, messages in problems.items():
+        details.setdefault(_field_name(path), []).extend(
+            f"{path}: {message}" if path != _field_name(path) else message for message in messages
+        )
+    return details
 
 
 def _field_name(path: str) -> str:
@@ -62,17 +82,14 @@ def _field_name(path: str) -> str:
 
 
 def check_json(body: Any) -> None:
-    """Raise ValidationFailed naming each field of `body` holding an unusable value."""
+    """Raise ValidationFailed (or, for bad keys alone, Unprocessable) naming each field."""
     problems: dict[str, list[str]] = {}
-    _walk(body, "", 0, problems)
+    keys: dict[str, list[str]] = {}
+    _walk(body, "", 0, problems, keys)
     if problems:
-        details: dict[str, list[str]] = {}
-        for path, messages in problems.items():
-            details.setdefault(_field_name(path), []).extend(
-                f"{path}: {message}" if path != _field_name(path) else message
-                for message in messages
-            )
-        raise ValidationFailed(details=details)
+        raise ValidationFailed(details=_by_field({**keys, **problems}))
+    if keys:
+        raise Unprocessable("An object key cannot be stored.", details=_by_field(keys))
 
 
 def _takes_upload() -> bool:

@@ -868,6 +868,10 @@ export type PatchV1AdminUsersByUserIdErrors = {
      */
     415: ErrorOut;
     /**
+     * Unprocessable Entity
+     */
+    422: ErrorOut;
+    /**
      * Too Many Requests
      */
     429: ErrorOut;
@@ -962,6 +966,10 @@ export type PostV1AuthForgotPasswordErrors = {
      */
     415: ErrorOut;
     /**
+     * Unprocessable Entity
+     */
+    422: ErrorOut;
+    /**
      * Too Many Requests
      */
     429: ErrorOut;
@@ -1010,6 +1018,10 @@ export type PostV1AuthLoginErrors = {
      * Unsupported Media Type
      */
     415: ErrorOut;
+    /**
+     * Unprocessable Entity
+     */
+    422: ErrorOut;
     /**
      * Too Many Requests
      */
@@ -1060,6 +1072,10 @@ export type PostV1AuthLogoutErrors = {
      */
     415: ErrorOut;
     /**
+     * Unprocessable Entity
+     */
+    422: ErrorOut;
+    /**
      * Too Many Requests
      */
     429: ErrorOut;
@@ -1108,6 +1124,10 @@ export type PostV1AuthLogoutAllErrors = {
      * Unsupported Media Type
      */
     415: ErrorOut;
+    /**
+     * Unprocessable Entity
+     */
+    422: ErrorOut;
     /**
      * Too Many Requests
      */
@@ -1199,6 +1219,10 @@ export type PatchV1AuthMeErrors = {
      */
     415: ErrorOut;
     /**
+     * Unprocessable Entity
+     */
+    422: ErrorOut;
+    /**
      * Too Many Requests
      */
     429: ErrorOut;
@@ -1243,6 +1267,10 @@ export type PostV1AuthRefreshErrors = {
      * Unsupported Media Type
      */
     415: ErrorOut;
+    /**
+     * Unprocessable Entity
+     */
+    422: ErrorOut;
     /**
      * Service Unavailable
      */
@@ -1325,6 +1353,10 @@ export type PostV1AuthResendVerificationErrors = {
      * Unsupported Media Type
      */
     415: ErrorOut;
+    /**
+     * Unprocessable Entity
+     */
+    422: ErrorOut;
     /**
      * Too Many Requests
      */
@@ -1627,6 +1659,10 @@ export type PostV1BatchesByBatchIdCancelErrors = {
      * Unsupported Media Type
      */
     415: ErrorOut;
+    /**
+     * Unprocessable Entity
+     */
+    422: ErrorOut;
     /**
      * Too Many Requests
      */
@@ -2283,6 +2319,10 @@ export type PostV1TokensErrors = {
      */
     415: ErrorOut;
     /**
+     * Unprocessable Entity
+     */
+    422: ErrorOut;
+    /**
      * Too Many Requests
      */
     429: ErrorOut;
@@ -2384,6 +2424,10 @@ export type PatchV1TokensByTokenIdErrors = {
      * Unsupported Media Type
      */
     415: ErrorOut;
+    /**
+     * Unprocessable Entity
+     */
+    422: ErrorOut;
     /**
      * Too Many Requests
      */
