@@ -11,7 +11,10 @@ between its commit and the delete is harmless when replayed.
 Each spool file is held with an exclusive `flock` by the process that writes or
 flushes it. A file whose lock can be taken belongs to a dead process: any
 worker's flusher adopts it (a SIGKILLed worker's rows arrive within a flush or
-two). While PostgreSQL is down the files stay and are retried; nothing is lost.
+two). So that a new file is never seen unlocked, it is created and locked under
+an `.opening` name and only then renamed `.active` (adopting a live worker's
+file in that instant lost its next rows: a HUP's new workers found it). While
+PostgreSQL is down the files stay and are retried; nothing is lost.
 What is not covered: the machine itself losing its page cache (no fsync per call).
 """
 
@@ -23,6 +26,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from collections import Counter
 from datetime import date, datetime
@@ -38,7 +42,8 @@ from api.tokens.service import note_use as note_token_use
 from api.usage.models import InferenceRecord, RejectedCalls
 
 log = logging.getLogger(__name__)
-ACTIVE, FLUSHING = ".active", ".flushing"
+OPENING, ACTIVE, FLUSHING = ".opening", ".active", ".flushing"
+ABANDONED_OPENING_S = 60  # an `.opening` file is renamed within microseconds, or its process died
 
 
 def _insert(table: Any):  # type: ignore[no-untyped-def]
@@ -65,9 +70,14 @@ class UsageSpool:
         self._thread.start()
 
     def _open(self) -> None:
-        self._path = self.directory / f"usage-{self.pid}-{uuid.uuid4().hex[:8]}{ACTIVE}"
-        self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        """A new active file, locked before any other process can see it as one."""
+        name = f"usage-{self.pid}-{uuid.uuid4().hex[:8]}"
+        opening = self.directory / f"{name}{OPENING}"
+        fd = os.open(opening, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        path = self.directory / f"{name}{ACTIVE}"
+        os.rename(opening, path)
+        self._fd, self._path = fd, path
 
     def append(self, line: dict[str, Any]) -> None:
         """Hand one row to the kernel (one write); raises OSError when it cannot."""
@@ -90,7 +100,10 @@ class UsageSpool:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the thread must outlive any one flush; its files stay
+                log.exception("usage spool flush failed")
 
     def flush(self) -> int:
         """Move every row waiting here (ours, and dead processes') into the database."""
@@ -103,6 +116,10 @@ class UsageSpool:
 
     def _orphans(self) -> list[Path]:
         """Active files of processes that died: their lock can be taken."""
+        for path in self.directory.glob(f"*{OPENING}"):  # empty: nothing is written before
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime > ABANDONED_OPENING_S:
+                    path.unlink()
         found = []
         for path in self.directory.glob(f"*{ACTIVE}"):
             if path == self._path:

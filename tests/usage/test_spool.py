@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import fcntl
 import json
+import multiprocessing
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -76,6 +78,55 @@ def test_a_dead_processs_spool_is_adopted(app, tmp_path):
         spool.close()
     finally:
         os.close(holder)
+
+
+def test_a_file_left_half_opened_is_swept_once_abandoned(app, tmp_path):
+    # A worker killed between creating its next file and naming it active leaves it empty.
+    directory = tmp_path / "spool"
+    directory.mkdir()
+    abandoned, fresh = directory / "usage-9-old.opening", directory / "usage-9-new.opening"
+    abandoned.touch()
+    fresh.touch()
+    os.utime(abandoned, (time.time() - 120, time.time() - 120))
+    spool = UsageSpool(app, str(directory), interval_s=3600)
+    spool.flush()
+    assert not abandoned.exists() and fresh.exists()  # a fresh one may be a live worker's
+    spool.close()
+
+
+def _adopt_until(app, directory: Path, stop, adopted) -> None:
+    """Another worker's flusher, looking for dead processes' files as fast as it can."""
+    spool = UsageSpool(app, str(directory), interval_s=3600)
+    count = 0
+    while not stop.is_set():
+        count += len(spool._orphans())
+    adopted.put(count)
+
+
+def test_a_live_workers_new_file_is_never_adopted(app, tmp_path):
+    # A HUP starts new workers whose flushers look for orphans while the old workers rotate
+    # their files. A file seen before its lock was taken was adopted and flushed while its
+    # owner still wrote to it: rows lost, and the owner's flusher thread died on the rename.
+    directory = tmp_path / "spool"
+    spool = UsageSpool(app, str(directory), interval_s=3600)
+    context = multiprocessing.get_context("fork")
+    stop, adopted = context.Event(), context.Queue()
+    adopter = context.Process(target=_adopt_until, args=(app, directory, stop, adopted))
+    adopter.start()
+    rows = 0
+    try:
+        for i in range(8000):
+            spool.append({"kind": "record", "i": i})
+            flushing = spool._rotate()
+            assert flushing is not None
+            rows += len(flushing.read_bytes().splitlines())
+            flushing.unlink()
+    finally:
+        stop.set()
+        adopter.join(timeout=10)
+    assert adopted.get(timeout=5) == 0  # the adopter took nothing: nobody here had died
+    assert rows == 8000
+    spool.close()
 
 
 def test_429s_are_summed_into_one_row_per_day(app, tmp_path):
