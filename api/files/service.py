@@ -116,8 +116,12 @@ def find_file(user_id: int, file_id: str) -> StoredFile:
     """The user's file `file_id`, or 404 (also when someone else owns it)."""
     row = db.session.get(StoredFile, file_id) if len(file_id) <= 40 else None
     if row is None or row.user_id != user_id:
-        raise NotFound(f"No file {file_id!r}.", code="file_not_found", details={"file_id": file_id})
+        raise _not_found(file_id)
     return row
+
+
+def _not_found(file_id: str) -> NotFound:
+    return NotFound(f"No file {file_id!r}.", code="file_not_found", details={"file_id": file_id})
 
 
 def list_files(
@@ -131,8 +135,13 @@ def list_files(
 
 
 def open_file(user_id: int, file_id: str) -> tuple[StoredFile, BinaryIO]:
+    """The user's file and its bytes, opened; 404 also when a delete took them meanwhile."""
     row = find_file(user_id, file_id)
-    return row, file_storage().open(row.storage_key)
+    try:
+        return row, file_storage().open(row.storage_key)
+    except FileNotFoundError:
+        # A concurrent delete (or the expiry purge) committed between our read and the open.
+        raise _not_found(file_id) from None
 
 
 def delete_file(user_id: int, file_id: str) -> None:

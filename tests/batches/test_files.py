@@ -32,6 +32,17 @@ def test_upload_list_read_delete(caller):
     assert again.status_code == 404 and again.get_json()["error"]["code"] == "file_not_found"
 
 
+def test_content_of_a_file_deleted_meanwhile_is_a_404(app, caller):
+    # A DELETE from another worker commits between this read of the row and the open of
+    # its bytes: what is left is a row this request already read and no bytes. The fuzzer,
+    # with two workers, found that as a 500.
+    file_id = caller.upload(LINES).get_json()["id"]
+    Path(app.config["FILES_DIR"], "files", file_id).unlink()
+    content = caller.client.get(f"/v1/files/{file_id}/content", headers=caller.headers)
+    assert content.status_code == 404, content.get_json()
+    assert content.get_json()["error"]["code"] == "file_not_found"
+
+
 def test_content_is_the_uploaded_bytes(caller):
     data = "\n".join(f'{{"custom_id": "é{i}"}}' for i in range(5)).encode()
     file_id = caller.upload(data).get_json()["id"]
