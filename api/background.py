@@ -56,6 +56,20 @@ def submit(job: Callable[..., Any], *args: Any) -> Future[None]:
     return future
 
 
+def submit_later(delay_s: float, job: Callable[..., Any], *args: Any) -> threading.Timer:
+    """Run `job(*args)` after `delay_s` seconds, like `submit`; no pool thread waits meanwhile.
+
+    The timer lives in this process only: a job still waiting when the process exits
+    is not run.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    trace_id = current_trace_id()
+    timer = threading.Timer(delay_s, _executor().submit, (_run, app, trace_id, job, args))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def _forget(future: Future[None]) -> None:
     with _lock:
         _pending.discard(future)

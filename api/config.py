@@ -44,6 +44,16 @@ def _list(environ: Mapping[str, str], name: str, default: str) -> list[str]:
     return [item.strip() for item in environ.get(name, default).split(",") if item.strip()]
 
 
+def _delays(environ: Mapping[str, str], name: str, default: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(item) for item in _list(environ, name, default))
+    except ValueError:
+        raise ConfigError(f"{name} must be seconds separated by commas") from None
+    if any(not 0 <= delay <= 86400 for delay in delays):
+        raise ConfigError(f"{name}: each delay must be 0 to 86400 seconds")
+    return delays
+
+
 class Config:
     """Every setting of the service, read from `environ` (defaults suit development)."""
 
@@ -95,6 +105,8 @@ class Config:
         self.MAIL_DEFAULT_SENDER = env.get("MAIL_DEFAULT_SENDER", "modelgate <noreply@localhost>")
         self.MAIL_TIMEOUT = _int(env, "MAIL_TIMEOUT", 10)
         self.MAIL_SUPPRESS_SEND = False  # Flask-Mail would skip sending under TESTING
+        # After a failed send, wait this long before each new try (seconds; then give up).
+        self.MAIL_RETRY_DELAYS_S = _delays(env, "MAIL_RETRY_DELAYS_S", "10,60,300,1800")
 
         self.LOG_FORMAT = env.get("LOG_FORMAT", "json")
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
@@ -153,6 +165,9 @@ class Config:
         self.BATCH_DAILY_LINES = _int(env, "BATCH_DAILY_LINES", 100_000)
         self.BATCH_LEASE_S = _int(env, "BATCH_LEASE_S", 30)
         self.BATCH_RECOVER_S = _int(env, "BATCH_RECOVER_S", 10)
+        # How long a queued batch may wait for a worker before the recovery queues it again
+        # (its message may be lost: Redis restarted without persistence, a broker down).
+        self.BATCH_QUEUE_GRACE_S = _int(env, "BATCH_QUEUE_GRACE_S", 300)
         self.BATCH_WORKER_NICE = _int(env, "BATCH_WORKER_NICE", 10)
         # Celery's broker: Redis when there is one; else a folder (development, no server).
         self.CELERY_BROKER_URL = env.get("CELERY_BROKER_URL") or self.REDIS_URL or "filesystem://"
@@ -239,5 +254,6 @@ class TestConfig(Config):
         self.USAGE_SPOOL_DIR = None  # rows straight to the database: tests read them at once
         self.WEB_DIST = None  # unknown paths stay JSON 404s; the web tests set it
         self.CELERY_BROKER_URL = "memory://"  # tasks are queued, never run, unless a test runs them
+        self.MAIL_RETRY_DELAYS_S = ()  # a failed send gives up at once unless a test asks
         for key, value in overrides.items():
             setattr(self, key, value)

@@ -1,9 +1,12 @@
 """Sending email without making the HTTP answer wait or depend on the mail server.
 
-Messages are handed to a small thread pool; a mail server that is down only
-produces a logged error (the account and its token are already committed, and the
-user can ask again). With no `MAIL_SERVER` outside production, the message is
-written to the log instead, links included, so a developer can click them.
+Messages are handed to a small thread pool; a mail server that is down changes no
+answer (the account and its token are already committed). A failed send is tried
+again after each of `MAIL_RETRY_DELAYS_S` (10 s, 1 min, 5 min, 30 min by default),
+each retry a warning in the log, then given up with an error; the user can also ask
+again. Retries wait in this process: a worker that exits drops its pending ones.
+With no `MAIL_SERVER` outside production, the message is written to the log
+instead, links included, so a developer can click them.
 """
 
 from __future__ import annotations
@@ -29,18 +32,29 @@ class Email:
     html: str
 
 
-def _deliver(email: Email) -> None:
+def _deliver(email: Email, attempt: int = 1) -> None:
     try:
         message = Message(
             subject=email.subject, recipients=[email.to], body=email.text, html=email.html
         )
         mail.send(message)
-        log.info("email sent", extra={"email.subject": email.subject})
+        log.info("email sent (try %d)", attempt, extra={"email.subject": email.subject})
     except Exception as error:
-        log.error(
-            "email not sent: mail server failed",
-            extra={"email.subject": email.subject, "error.type": type(error).__name__},
+        delays = current_app.config["MAIL_RETRY_DELAYS_S"]
+        fields = {"email.subject": email.subject, "error.type": type(error).__name__}
+        if attempt > len(delays):
+            log.error(
+                "email not sent: mail server failed (try %d), giving up", attempt, extra=fields
+            )
+            return
+        delay = delays[attempt - 1]
+        log.warning(
+            "email not sent: mail server failed (try %d), retrying in %g s",
+            attempt,
+            delay,
+            extra=fields,
         )
+        background.submit_later(delay, _deliver, email, attempt + 1)
 
 
 def send_email(email: Email) -> Future[None] | None:

@@ -34,7 +34,13 @@ from api.paging import page_after
 log = logging.getLogger(__name__)
 WINDOW_PATTERN = re.compile(r"^([1-9][0-9]{0,4})([smh])$")
 MIN_WINDOW_S, MAX_WINDOW_S = 10, 7 * 86400
-QUEUE_GRACE = timedelta(minutes=5)
+
+
+def queue_grace() -> timedelta:
+    """How long a queued batch waits for a worker before the recovery queues it again."""
+    return timedelta(seconds=current_app.config["BATCH_QUEUE_GRACE_S"])
+
+
 SCOPES = {
     "/v1/embeddings": "embed",
     "/v1/completions": "generate",
@@ -134,7 +140,7 @@ def create_batch(
         output_expires_s=output_expires_s,
         created_at=now,
         expires_at=now + timedelta(seconds=window),
-        lease_expires_at=now + QUEUE_GRACE,
+        lease_expires_at=now + queue_grace(),
     )
     db.session.add(batch)
     db.session.commit()

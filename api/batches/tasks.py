@@ -32,7 +32,7 @@ def run_batch_task(batch_id: str) -> str | None:
 @shared_task(name="batches.recover", ignore_result=True)
 def recover_batches_task() -> list[str]:
     """Queue again every unfinished batch whose lease or queue grace has lapsed."""
-    from api.batches.service import QUEUE_GRACE, enqueue
+    from api.batches.service import enqueue, queue_grace
 
     now = utcnow()
     taken = []
@@ -40,7 +40,7 @@ def recover_batches_task() -> list[str]:
         moved = db.session.execute(
             update(Batch)
             .where(Batch.id == batch_id, Batch.lease_expires_at < now)
-            .values(lease_owner=None, lease_expires_at=now + QUEUE_GRACE)
+            .values(lease_owner=None, lease_expires_at=now + queue_grace())
         )
         db.session.commit()
         if moved.rowcount == 1:  # type: ignore[attr-defined]

@@ -8,6 +8,8 @@ once its first byte has gone out.
 
 from __future__ import annotations
 
+import random
+
 from api.errors import GatewayTimeout, NotFound, ServiceUnavailable
 
 RETRY_AFTER_S = 1
@@ -20,7 +22,14 @@ class QueueFull(ServiceUnavailable):
     message = "The model is busy; retry shortly."
 
     def __init__(self, message: str | None = None) -> None:
-        super().__init__(message, headers={"Retry-After": str(RETRY_AFTER_S)})
+        # `retry-after-ms`, which OpenAI's client libraries read before Retry-After: a
+        # moment within the second at random, so the callers one burst turned away do
+        # not all come back at once and meet a full queue again.
+        wait_ms = random.randint(RETRY_AFTER_S * 250, RETRY_AFTER_S * 1000)
+        super().__init__(
+            message,
+            headers={"Retry-After": str(RETRY_AFTER_S), "retry-after-ms": str(wait_ms)},
+        )
 
 
 class DeadlineExceeded(GatewayTimeout):

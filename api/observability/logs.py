@@ -8,17 +8,23 @@ interleaving. The access line (`log_request`) is written once per request.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client import Counter
 from pythonjsonlogger.json import JsonFormatter
 
 from api.observability.tracing import current_trace_id
 
 ACCESS_LOGGER = "modelgate.access"
+LINES_DROPPED = Counter(
+    "log_lines_dropped",
+    "Log lines the app could not write to LOG_FILE (disk full, file unwritable).",
+)
 
 
 class TraceIdFilter(logging.Filter):
@@ -89,6 +95,10 @@ class AppendFileHandler(logging.Handler):
     """Append each line with a single os.write on an O_APPEND descriptor (multi-process safe).
 
     The file is reopened when it was moved or deleted (logrotate), like WatchedFileHandler.
+    A line that cannot be written (a full disk) is dropped and counted in
+    `log_lines_dropped_total`, with one notice on stderr per stretch of failures: the
+    request it belongs to is answered all the same. A line the disk cut short is ended
+    by a newline before this handler's next line, so one broken line stays one line.
     """
 
     def __init__(self, path: str) -> None:
@@ -96,6 +106,7 @@ class AppendFileHandler(logging.Handler):
         self.path = path
         self._fd = -1
         self._inode: tuple[int, int] | None = None
+        self._failing = False
         self._open()
 
     def _open(self) -> None:
@@ -111,7 +122,9 @@ class AppendFileHandler(logging.Handler):
                 return
         except FileNotFoundError:
             pass
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
         self._open()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -120,9 +133,21 @@ class AppendFileHandler(logging.Handler):
             self.acquire()
             try:
                 self._reopen_if_moved()
-                os.write(self._fd, line)
+                if self._failing:
+                    line = b"\n" + line  # ends a line the full disk may have cut short
+                if os.write(self._fd, line) < len(line):
+                    raise OSError(errno.ENOSPC, "short write: the line is cut")
+                self._failing = False
             finally:
                 self.release()
+        except OSError as error:
+            LINES_DROPPED.inc()
+            if not self._failing:
+                self._failing = True
+                sys.stderr.write(
+                    f"modelgate: cannot write {self.path} ({error.strerror}); log lines are "
+                    "dropped and counted in log_lines_dropped_total until it can\n"
+                )
         except Exception:
             self.handleError(record)
 

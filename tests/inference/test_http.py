@@ -261,6 +261,7 @@ def test_full_generation_queue_answers_503_with_retry_after(make_app):
         busy = post(account, headers, "/v1/completions", short)
         assert busy.status_code == 503
         assert int(busy.headers["Retry-After"]) >= 1
+        assert 250 <= int(busy.headers["retry-after-ms"]) <= 1000  # spreads the retries
         assert busy.get_json()["error"]["code"] == "overloaded"
     finally:
         holding.close()
