@@ -11,7 +11,7 @@ WEB    := web
 NPM    := cd $(WEB) && npm
 WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/package-lock.json -type f 2>/dev/null)
 
-.PHONY: run test web-test lint format migrate bench bench-batch fuzz clean client screenshots
+.PHONY: run test web-test lint format migrate bench bench-batch load soak audit fuzz clean client screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,6 +81,24 @@ bench: $(STAMP)
 # A 10,000-line embeddings batch through a Celery worker against the raw model at batch 32.
 bench-batch: $(STAMP)
 	$(BIN)/python bench/batch.py
+
+# The production path (nginx, gunicorn, a Celery worker, PostgreSQL, Redis) under a user's
+# mix of calls: capacity, then a run at 80 % of it; figures per endpoint and memory per worker.
+load: $(STAMP) $(WEB)/dist/index.html
+	$(BIN)/python bench/load.py --seconds 60
+
+# The same for 10 minutes: 0 errors besides 429 and each worker's memory growth under 10 %.
+soak: $(STAMP) $(WEB)/dist/index.html
+	$(BIN)/python bench/load.py --seconds 600
+
+# Known vulnerabilities in the pinned Python packages and the web app's npm tree. Needs
+# the advisory services (PyPI's JSON API or OSV, the npm registry's audit endpoint).
+audit: $(STAMP) $(WEB)/node_modules/.installed
+	test -x $(VENV)-audit/bin/pip-audit || \
+		($(PYTHON) -m venv $(VENV)-audit && $(VENV)-audit/bin/pip install --quiet pip-audit==2.10.1)
+	$(VENV)-audit/bin/pip-audit --strict --path \
+		"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+	$(NPM) audit --omit=dev
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
