@@ -49,11 +49,7 @@ def _run(app: Flask, trace_id: str | None, job: Callable[..., Any], args: tuple)
 def submit(job: Callable[..., Any], *args: Any) -> Future[None]:
     """Run `job(*args)` soon in this app's context, with the current trace id."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    future = _executor().submit(_run, app, current_trace_id(), job, args)
-    with _lock:
-        _pending.add(future)
-    future.add_done_callback(_forget)
-    return future
+    return _submit(app, current_trace_id(), job, args)
 
 
 def submit_later(delay_s: float, job: Callable[..., Any], *args: Any) -> threading.Timer:
@@ -63,11 +59,18 @@ def submit_later(delay_s: float, job: Callable[..., Any], *args: Any) -> threadi
     is not run.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    trace_id = current_trace_id()
-    timer = threading.Timer(delay_s, _executor().submit, (_run, app, trace_id, job, args))
+    timer = threading.Timer(delay_s, _submit, (app, current_trace_id(), job, args))
     timer.daemon = True
     timer.start()
     return timer
+
+
+def _submit(app: Flask, trace_id: str | None, job: Callable[..., Any], args: tuple) -> Future[None]:
+    future = _executor().submit(_run, app, trace_id, job, args)
+    with _lock:
+        _pending.add(future)
+    future.add_done_callback(_forget)
+    return future
 
 
 def _forget(future: Future[None]) -> None:

@@ -73,15 +73,18 @@ def rss_kib(pid: int) -> int:
 def alive(pid: int) -> bool:
     """The process runs (a zombie, exited but not yet reaped by its parent, does not)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return _stat(pid)[0] != "Z"
     except FileNotFoundError:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _started(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rsplit(")", 1)[1].split()[_PROCESS_START - 2])
+    return int(_stat(pid)[_PROCESS_START - 2])
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (which may hold spaces)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 @contextlib.contextmanager

@@ -130,16 +130,12 @@ class AppendFileHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = (self.format(record) + "\n").encode("utf-8", "replace")
-            self.acquire()
-            try:
-                self._reopen_if_moved()
-                if self._failing:
-                    line = b"\n" + line  # ends a line the full disk may have cut short
-                if os.write(self._fd, line) < len(line):
-                    raise OSError(errno.ENOSPC, "short write: the line is cut")
-                self._failing = False
-            finally:
-                self.release()
+        except Exception:
+            self.handleError(record)
+            return
+        self.acquire()
+        try:
+            self._write(line)
         except OSError as error:
             LINES_DROPPED.inc()
             if not self._failing:
@@ -148,8 +144,17 @@ class AppendFileHandler(logging.Handler):
                     f"modelgate: cannot write {self.path} ({error.strerror}); log lines are "
                     "dropped and counted in log_lines_dropped_total until it can\n"
                 )
-        except Exception:
-            self.handleError(record)
+        finally:
+            self.release()
+
+    def _write(self, line: bytes) -> None:
+        """One os.write of the whole line (the handler's lock held); OSError when it cannot."""
+        self._reopen_if_moved()
+        if self._failing:
+            line = b"\n" + line  # ends a line the full disk may have cut short
+        if os.write(self._fd, line) < len(line):
+            raise OSError(errno.ENOSPC, "short write: the line is cut")
+        self._failing = False
 
     def close(self) -> None:
         if self._fd >= 0:
