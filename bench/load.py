@@ -18,15 +18,19 @@ was full; it carries Retry-After) is tried again, at most twice: the `shed` colu
 counts those answers (a call's last one included), and a call is an error only if its
 last try failed. A call's latency includes its retries.
 
-Exit status 0 only with no error besides 429 and every worker's memory growth under
-`--max-growth`. The load generator is Python threads on the same two cores: its own
-cost is in the figures, which is why the capacity is measured with it.
+Exit status 0 only with no error besides 429, every batch finished and every worker's
+memory growth under `--max-growth`; otherwise the servers' logs (nginx, gunicorn, the
+app's JSON lines, the Celery worker) are kept and their folder printed, and each error
+line names its trace id to look for in them. The load generator is Python threads on
+the same two cores: its own cost is in the figures, which is why the capacity is
+measured with it.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import sys
 import tempfile
 import time
@@ -142,10 +146,8 @@ def main() -> int:
     parser.add_argument("--max-growth", type=float, default=0.10, help="of each worker's RSS")
     args = parser.parse_args()
 
-    with (
-        scratch_database("modelgate_load") as database,
-        tempfile.TemporaryDirectory(prefix="modelgate-load-") as folder,
-    ):
+    folder = tempfile.mkdtemp(prefix="modelgate-load-")  # removed unless the run fails
+    with scratch_database("modelgate_load") as database:
         account = live_account(database)
         with production(
             Path(folder), database, REDIS_URL, models="all-minilm-l6-v2,storyteller", env=SETTINGS
@@ -183,10 +185,14 @@ def main() -> int:
         print(f"{name:<20} " + " ".join(f"{kib / 1024:.0f}" for kib in samples[::step]))
     errors = run.errors()
     for error in errors[:5]:
-        print(f"error: {error.action} {error.status} {error.detail}")
+        print(f"error: {error.action} {error.status} {error.detail} (trace {error.trace})")
     print(f"\nerrors besides 429: {len(errors)}; memory growth under {args.max_growth:.0%}: "
           f"{'yes' if not grew else 'NO'}")  # fmt: skip
-    return 0 if not errors and not grew and finished == len(mix.batches) else 1
+    if errors or grew or finished < len(mix.batches):
+        print(f"the servers' logs are kept in {folder}")
+        return 1
+    shutil.rmtree(folder)
+    return 0
 
 
 if __name__ == "__main__":

@@ -144,6 +144,8 @@ class AppendFileHandler(logging.Handler):
                     f"modelgate: cannot write {self.path} ({error.strerror}); log lines are "
                     "dropped and counted in log_lines_dropped_total until it can\n"
                 )
+        except Exception:
+            self.handleError(record)
         finally:
             self.release()
 
