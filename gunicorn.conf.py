@@ -32,7 +32,7 @@ prometheus_dir = os.environ.setdefault(
 
 
 def on_starting(server):
-    """Wipe samples left by an earlier run, then refuse to start on a bad config."""
+    """Wipe samples left by an earlier run, refuse to start on a bad config, set up malloc."""
     import secrets
 
     # First: importing the app below creates metric files in this directory.
@@ -40,6 +40,7 @@ def on_starting(server):
     os.makedirs(prometheus_dir, exist_ok=True)
 
     from api.config import Config, ConfigError
+    from api.memory import return_large_blocks
 
     try:
         config = Config()
@@ -52,6 +53,7 @@ def on_starting(server):
         os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
         os.environ.setdefault("JWT_SECRET_KEY", secrets.token_urlsafe(48))
     start_model_server(config)
+    return_large_blocks()  # before the workers fork: each inherits it (see api/memory.py)
 
 
 model_server = None  # the supervisor of this master's model server, when there is one
