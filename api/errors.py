@@ -195,28 +195,33 @@ def handle_http_exception(error: HTTPException) -> Response:
     return error_response(status, code, message, headers=headers)
 
 
-def handle_database_down(error: DBAPIError) -> Response:
-    """A database that cannot be reached is a dependency down (503), not a bug."""
-    unreachable = isinstance(error.orig, psycopg.OperationalError)  # connecting, cut, cancelled
-    if not (error.connection_invalidated or unreachable):
-        return handle_unexpected(error)
-    log.error("database unavailable", extra={"error.type": type(error.orig).__name__})
-    return error_response(
-        503,
-        "database_unavailable",
-        "The service cannot reach its database; retry shortly.",
-        headers={"Retry-After": "5"},
-    )
+def unexpected(error: Exception) -> APIError:
+    """Log an error no code raised on purpose, and say what its answer is.
+
+    A database that cannot be reached is a dependency down (503), not a bug; anything
+    else is a 500 with no internal detail. Used by the handlers below, and by a stream
+    that fails after its 200 (which can only answer in-band).
+    """
+    if isinstance(error, DBAPIError) and (
+        error.connection_invalidated
+        or isinstance(error.orig, psycopg.OperationalError)  # connecting, cut, cancelled
+    ):
+        log.error("database unavailable", extra={"error.type": type(error.orig).__name__})
+        return ServiceUnavailable(
+            "The service cannot reach its database; retry shortly.",
+            code="database_unavailable",
+            headers={"Retry-After": "5"},
+        )
+    log.exception("unhandled exception", exc_info=error)
+    return APIError()
 
 
 def handle_unexpected(error: Exception) -> Response:
-    log.exception("unhandled exception", exc_info=error)
-    return error_response(500, "internal_error", "Internal server error.")
+    return handle_api_error(unexpected(error))
 
 
 def register_error_handlers(app: Flask) -> None:
     """Answer every error with the JSON shape (registered after flask-smorest's own)."""
     app.register_error_handler(APIError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_exception)
-    app.register_error_handler(DBAPIError, handle_database_down)
     app.register_error_handler(Exception, handle_unexpected)

@@ -100,8 +100,8 @@ class Mix:
             trace = uuid.uuid4().hex  # each try is its own request, with its own lines
             try:
                 status, detail = getattr(self, action)(session, trace)
-            except requests.RequestException as error:
-                status, detail = 0, type(error).__name__
+            except requests.RequestException as error:  # the reason too: a cut needs its cause
+                status, detail = 0, f"{type(error).__name__}: {error}"[:300]
             if status != 503 or '"overloaded"' not in detail:
                 break
             shed += 1
@@ -168,7 +168,7 @@ class Mix:
         return self._outcome(self._send(session, "POST", "/v1/chat/completions", trace, json=body))
 
     def stream(self, session: requests.Session, trace: str) -> tuple[int, str]:
-        """A streamed completion; a stream that ends before `[DONE]` is an error (599)."""
+        """A streamed completion; a cut or an error event after the 200 fails it (599)."""
         body = {
             "model": "storyteller",
             "prompt": "Once upon a time",
@@ -180,6 +180,9 @@ class Mix:
             if answer.status_code != 200:
                 return answer.status_code, answer.text[:200]
             events = [line for line in answer.iter_lines() if line.startswith(b"data: ")]
+        failed = [event.decode()[:200] for event in events if event.startswith(b'data: {"error"')]
+        if failed:  # reported in-band after the 200
+            return 599, failed[0]
         done = bool(events) and events[-1] == b"data: [DONE]"
         return (200, f"{len(events)} events") if done else (599, f"cut after {len(events)}")
 

@@ -19,11 +19,12 @@ from typing import Protocol
 from flask import Response, stream_with_context
 
 from api.budget import api_rate_limit
-from api.errors import APIError, error_body
+from api.errors import APIError, error_body, unexpected
 from api.extensions import db
 from api.inference import openai_format as fmt
 from api.inference import schemas, service
 from api.inference.schemas import MAX_TOKENS
+from api.observability.tracing import bind_trace_id, reset_trace_id
 from api.ratelimits import inference_slot
 from api.security import authenticate, current_principal
 from api.usage.metering import Meter, meter, metered
@@ -265,6 +266,8 @@ def _stream(
 
     def events() -> Iterator[str]:
         current: _Running | None = running
+        # The request's trace ends with its view: the stream's log lines and errors keep it.
+        trace = bind_trace_id(usage.trace_id)
         try:
             for position, choice in enumerate(choices):
                 if position:
@@ -279,22 +282,28 @@ def _stream(
                             cid, model, choice.index, piece.text, piece.finish_reason
                         )
                         yield fmt.sse(chunk)
-                finish(current, completed=True)
-                current = None
+                finished, current = current, None  # finished once, even if keeping it fails
+                finish(finished, completed=True)
             if include_usage:  # OpenAI's closing chunk: no choices, the totals
                 yield fmt.sse(
                     shape.closing(cid, model, fmt.usage(usage.tokens_in, usage.tokens_out))
                 )
             yield fmt.sse("[DONE]")
-        except APIError as error:  # after the 200: report in-band, as OpenAI does
-            usage.status = error.status
-            yield fmt.sse(error_body(error.status, error.code, error.message, error.details))
+        except Exception as error:  # after the 200: report in-band, as OpenAI does
+            # A bug or a database lost mid-stream too: a cut connection would tell the
+            # client nothing (and nginx would log it as the upstream's fault).
+            failure = error if isinstance(error, APIError) else unexpected(error)
+            db.session.rollback()  # the usage row and any next story need a usable session
+            usage.status = failure.status
+            body = error_body(failure.status, failure.code, failure.message, failure.details)
+            yield fmt.sse(body)
             yield fmt.sse("[DONE]")
         finally:
             cancel.set()  # the client went away, or we are done: stop generating
             if current is not None:
                 finish(current, completed=False)
             held.close()
+            reset_trace_id(trace)
 
     return Response(
         stream_with_context(events()),

@@ -51,7 +51,11 @@ def bind_trace_id(trace_id: str | None) -> object:
 
 
 def reset_trace_id(token: object) -> None:
-    _current.reset(token)  # type: ignore[arg-type]
+    """Undo `bind_trace_id`; from another context (a stream closed elsewhere) just clear it."""
+    try:
+        _current.reset(token)  # type: ignore[arg-type]
+    except ValueError:
+        _current.set(None)
 
 
 def _start_trace() -> None:
@@ -67,10 +71,7 @@ def _echo_trace(response: Response) -> Response:
 def _end_trace(_exc: BaseException | None) -> None:
     token = g.pop("trace_token", None)
     if token is not None:
-        try:
-            _current.reset(token)
-        except ValueError:  # reset from another context (streamed response); harmless
-            _current.set(None)
+        reset_trace_id(token)
 
 
 def init_app(app: Flask) -> None:

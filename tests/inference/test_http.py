@@ -10,6 +10,7 @@ from array import array
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy import text as sql
 
 from api.extensions import db
 from api.inference.registry import models
@@ -220,6 +221,41 @@ def test_streamed_completion_is_metered_and_kept_in_history(served):
     assert (
         account.client.delete(f"/v1/history/{history[0]['id']}", headers=headers).status_code == 404
     )
+
+
+def test_a_stream_that_fails_after_its_200_says_so_in_band(served):
+    """A failure once the stream has begun ends it with an error event and [DONE], not a cut."""
+    app, account, headers = served
+    body = {"prompt": "Once upon a time", "max_tokens": 20, "stream": True}
+    response = account.client.post("/v1/completions", headers=headers, json=body, buffered=False)
+    chunks = iter(response.response)
+    first = next(chunks)  # the stream has begun: its status is sent
+    with app.app_context():  # the story cannot be kept: saving it fails after the last piece
+        db.session.execute(sql("ALTER TABLE history RENAME TO history_away"))
+        db.session.commit()
+    try:
+        rest = b"".join(chunks)
+    finally:
+        response.close()
+        with app.app_context():
+            db.session.execute(sql("ALTER TABLE history_away RENAME TO history"))
+            db.session.commit()
+
+    events = [e.removeprefix("data: ") for e in (first + rest).decode().split("\n\n") if e]
+    assert response.status_code == 200 and events[-1] == "[DONE]"
+    error = json.loads(events[-2])["error"]
+    assert (error["code"], error["type"]) == ("internal_error", "server_error")
+    assert error["trace_id"] == response.headers["X-Trace-Id"]
+    assert "history_away" not in error["message"]  # no internal detail reaches the client
+    with open(app.config["LOG_FILE"]) as log:
+        logged = [json.loads(line) for line in log]
+    assert any(
+        line["message"] == "unhandled exception" and line["trace.id"] == error["trace_id"]
+        for line in logged
+    )
+    with app.app_context():
+        record = db.session.scalars(select(InferenceRecord)).one()
+    assert (record.status, record.trace_id) == (500, error["trace_id"])
 
 
 def test_embedding_calls_are_metered_with_their_tokens(served):
