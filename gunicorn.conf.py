@@ -18,7 +18,7 @@ worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 20
-keepalive = 5
+keepalive = 5  # above nginx's upstream keepalive_timeout (nginx/modelgate.conf)
 # Gunicorn's largest request line (its default is 4094); Nginx bounds it in front too.
 limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", "8190"))
 # The app writes its own JSON access line; gunicorn's would be a second, unstructured one.
