@@ -102,11 +102,11 @@ audit: $(STAMP) $(WEB)/node_modules/.installed
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check api tests deploy
+	$(BIN)/ruff format --check api tests deploy bench
 	$(BIN)/mypy api
 
 format: $(STAMP)
-	$(BIN)/ruff format api tests deploy
+	$(BIN)/ruff format api tests deploy bench
 	$(BIN)/ruff check --fix .
 
 clean:

@@ -42,15 +42,7 @@ class Stack:
 
     def workers(self) -> list[int]:
         """The master's worker processes (not the model server), oldest first."""
-        master = self.master
-        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-        command = Path(f"/proc/{master}/cmdline").read_bytes()
-        workers = []
-        for child in map(int, children):
-            with contextlib.suppress(FileNotFoundError):
-                if Path(f"/proc/{child}/cmdline").read_bytes() == command:
-                    workers.append(child)
-        return sorted(workers, key=_started)
+        return gunicorn_workers(self.master)
 
     def metrics(self) -> str:
         """`/metrics` from gunicorn itself (nginx keeps it off the public site)."""
@@ -60,6 +52,18 @@ class Stack:
         """The sum of every sample of `name` (labels ignored)."""
         pattern = re.compile(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", re.MULTILINE)
         return sum(float(value) for _, value in pattern.findall(self.metrics()))
+
+
+def gunicorn_workers(master: int) -> list[int]:
+    """A gunicorn master's worker processes (its other children excluded), oldest first."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    command = Path(f"/proc/{master}/cmdline").read_bytes()
+    workers = []
+    for child in map(int, children):
+        with contextlib.suppress(FileNotFoundError):
+            if Path(f"/proc/{child}/cmdline").read_bytes() == command:
+                workers.append(child)
+    return sorted(workers, key=_started)
 
 
 def rss_kib(pid: int) -> int:

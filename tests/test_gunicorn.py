@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import requests
 
@@ -15,7 +14,7 @@ from api.config import TestConfig
 from api.extensions import db
 from tests.auth.conftest import PASSWORD, make_verified_user
 from tests.services import gunicorn
-from tests.stack import rss_kib
+from tests.stack import gunicorn_workers, rss_kib
 
 REQUESTS = 60
 
@@ -98,7 +97,7 @@ def test_a_worker_gives_back_the_memory_of_password_hashes(tmp_path, sqlite_temp
 
     with gunicorn(env, tmp_path, workers=1) as base:
         master = int((tmp_path / "gunicorn.pid").read_text())
-        (worker,) = map(int, Path(f"/proc/{master}/task/{master}/children").read_text().split())
+        (worker,) = gunicorn_workers(master)
         assert log_in(0) == 200  # the first hash: glibc maps it, then raises its threshold
         before = rss_kib(worker)
         with ThreadPoolExecutor(8) as pool:

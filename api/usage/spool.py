@@ -115,7 +115,10 @@ class UsageSpool:
             return moved
 
     def _orphans(self) -> list[Path]:
-        """Active files of processes that died: their lock can be taken."""
+        """Active files of processes that died: their lock can be taken.
+
+        Empty `.opening` files a killed process left are removed on the way.
+        """
         for path in self.directory.glob(f"*{OPENING}"):  # empty: nothing is written before
             with contextlib.suppress(OSError):
                 if time.time() - path.stat().st_mtime > ABANDONED_OPENING_S:
