@@ -141,6 +141,16 @@ class Config:
         # Set by gunicorn.conf.py: the embedding models run in one model server per host.
         self.MODEL_SERVER_SOCKET = env.get("MODEL_SERVER_SOCKET") or None
         self.MODEL_SERVER_WAIT_S = _int(env, "MODEL_SERVER_WAIT_S", 120)
+        # The model server's connections: one per worker thread, twice over for a reload's
+        # old and new workers, and spare; past it a connection is closed at once. A frame
+        # must arrive whole in FRAME seconds; a connection idle for IDLE is closed (the
+        # workers open a new one).
+        workers = _int(env, "GUNICORN_WORKERS", 2)
+        self.MODEL_SERVER_MAX_CONNECTIONS = _int(
+            env, "MODEL_SERVER_MAX_CONNECTIONS", 2 * workers * threads + 16
+        )
+        self.MODEL_SERVER_FRAME_TIMEOUT_S = _int(env, "MODEL_SERVER_FRAME_TIMEOUT_S", 10)
+        self.MODEL_SERVER_IDLE_TIMEOUT_S = _int(env, "MODEL_SERVER_IDLE_TIMEOUT_S", 300)
         # Generations running and waiting stay below the server's threads, so health
         # checks and other calls always find a free thread.
         self.GENERATION_SLOTS = _int(env, "GENERATION_SLOTS", 4)
@@ -214,7 +224,13 @@ class Config:
                 f"({self.GENERATION_SLOTS} + {self.GENERATION_QUEUE_SIZE} >= "
                 f"{self.SERVER_THREADS}), or generations can take every thread"
             )
-        for name in ("INFERENCE_PER_USER", "STREAMS_PER_USER"):
+        for name in (
+            "INFERENCE_PER_USER",
+            "STREAMS_PER_USER",
+            "MODEL_SERVER_MAX_CONNECTIONS",
+            "MODEL_SERVER_FRAME_TIMEOUT_S",
+            "MODEL_SERVER_IDLE_TIMEOUT_S",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be 1 or more")
         if not self.is_production:

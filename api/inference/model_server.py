@@ -10,8 +10,10 @@ the host's cores; every worker sends its texts over a Unix socket (`wire`), and 
 `--supervise` runs that server as a child and starts it again when it dies (the
 gunicorn master starts the supervisor, see gunicorn.conf.py). Both end with their
 parent. Settings come from the environment as for the app (`MODELS`,
-`BATCH_MAX_SIZE`, `BATCH_MAX_WAIT_MS`, `INFERENCE_QUEUE_SIZE`); text generation
-stays in the workers (see docs/decisions.md).
+`BATCH_MAX_SIZE`, `BATCH_MAX_WAIT_MS`, `INFERENCE_QUEUE_SIZE`, and the connection
+bounds `MODEL_SERVER_MAX_CONNECTIONS`, `MODEL_SERVER_FRAME_TIMEOUT_S`,
+`MODEL_SERVER_IDLE_TIMEOUT_S`); text generation stays in the workers (see
+docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import socket
 import socketserver
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from api.config import Config
 from api.errors import APIError
 from api.inference import wire
 from api.inference.batcher import MicroBatcher
@@ -47,6 +51,7 @@ log = logging.getLogger("api.inference.model_server")  # not "__main__" when run
 MODULE = "api.inference.model_server"
 PR_SET_PDEATHSIG = 1
 Row = tuple[bytes, int]  # one text's float32 vector bytes and its token count
+REFUSAL_LOG_INTERVAL_S = 60.0  # at most one line a minute while connections are refused
 
 
 @dataclass(frozen=True)
@@ -72,31 +77,88 @@ def _serve_model(spec: ModelSpec, settings: InferenceSettings) -> _Served:
 
 
 class _Connection(socketserver.BaseRequestHandler):
-    """One worker thread's connection: a request, its answer, again until it closes."""
+    """One worker thread's connection: a request, its answer, again until it closes or stalls."""
 
     server: ModelServer
 
     def handle(self) -> None:
-        while True:
+        sock: socket.socket = self.request
+        while self._frame_begins(sock):
             try:
-                header, _ = wire.receive(self.request)
+                header, _ = wire.receive(sock, time.monotonic() + self.server.frame_timeout)
+            except TimeoutError:
+                log.warning("model server closed a connection: a frame took too long")
+                return
             except (ConnectionError, OSError, ValueError):
                 return
             reply, payload = self.server.answer(header)
             try:
-                wire.send(self.request, reply, payload)
+                sock.settimeout(self.server.frame_timeout)  # a peer that stops reading
+                wire.send(sock, reply, payload)
             except OSError:
                 return
 
+    def _frame_begins(self, sock: socket.socket) -> bool:
+        """Wait for the next frame's first byte; False if the peer left or stayed idle too long."""
+        sock.settimeout(self.server.idle_timeout)
+        try:
+            return sock.recv(1, socket.MSG_PEEK) != b""
+        except OSError:  # a timeout too: the worker opens a new connection when it needs one
+            return False
+
 
 class ModelServer(socketserver.ThreadingUnixStreamServer):
-    """Answers `info` and `embed` requests for the models in `served`."""
+    """Answers `info` and `embed` requests for the models in `served`.
+
+    Each connection has a thread, and at most `max_connections` are open: one more is
+    closed as it is accepted, before any thread starts. A connection waits at most
+    `idle_timeout` seconds for a frame to begin and `frame_timeout` for it to end.
+    """
 
     daemon_threads = True
 
-    def __init__(self, path: str, served: dict[str, _Served]) -> None:
+    def __init__(
+        self,
+        path: str,
+        served: dict[str, _Served],
+        *,
+        max_connections: int,
+        frame_timeout: float,
+        idle_timeout: float,
+    ) -> None:
         self.served = served
+        self.max_connections = max_connections
+        self.frame_timeout = frame_timeout
+        self.idle_timeout = idle_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._refusal_logged_at = -REFUSAL_LOG_INTERVAL_S
         super().__init__(path, _Connection)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Start the connection's thread, or close the connection when every slot is taken."""
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            self._log_refusal()
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started: nothing else gives the slot back
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _log_refusal(self) -> None:
+        now = time.monotonic()  # only the accepting thread gets here
+        if now - self._refusal_logged_at >= REFUSAL_LOG_INTERVAL_S:
+            self._refusal_logged_at = now
+            log.warning(
+                "model server at its %d connections: closing new ones", self.max_connections
+            )
 
     def answer(self, header: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         operation = header.get("op")
@@ -152,6 +214,7 @@ def serve(path: str) -> int:
     """Load the embedding models, then answer on `path` until SIGTERM."""
     _end_with_parent()
     _stop_on_sigterm()
+    config = Config()  # first: the connection cap counts the gunicorn workers' threads
     os.environ["GUNICORN_WORKERS"] = "1"  # torch takes every core: no worker runs a model
     # OpenMP threads that spin after each batch take the cores the HTTP workers need
     # (single-call latency 1.7x the raw model's with spinning, 1.05x without). Read
@@ -161,7 +224,7 @@ def serve(path: str) -> int:
     from api.inference.registry import InferenceSettings
     from api.inference.specs import parse_model_specs
 
-    app = create_app()
+    app = create_app(config)
     settings = InferenceSettings.from_config(app.config)
     served = {}
     for spec in parse_model_specs(app.config["MODELS"]):
@@ -173,7 +236,13 @@ def serve(path: str) -> int:
             log.exception("model failed to load", extra={"inference.model": spec.id})
     if os.path.exists(path):
         os.unlink(path)
-    server = ModelServer(path, served)
+    server = ModelServer(
+        path,
+        served,
+        max_connections=config.MODEL_SERVER_MAX_CONNECTIONS,
+        frame_timeout=config.MODEL_SERVER_FRAME_TIMEOUT_S,
+        idle_timeout=config.MODEL_SERVER_IDLE_TIMEOUT_S,
+    )
     log.info("model server ready", extra={"inference.models": sorted(served), "socket": path})
     try:
         server.serve_forever(poll_interval=0.5)

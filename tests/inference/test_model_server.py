@@ -2,12 +2,17 @@
 
 A real server process on a Unix socket; the app side is the bare inference app of
 conftest.py with `MODEL_SERVER_SOCKET` set, so `embed_texts` goes over the socket.
+A second server with small limits checks that idle and half-sent connections can
+neither pile up threads nor stay forever.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -27,9 +32,10 @@ from tests.services import ROOT
 SENTENCES = ["The frog became a prince.", "Snow fell on the black window frame.", "Gold."]
 
 
-def start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+def start(tmp_path: Path, *extra: str, **settings: str) -> tuple[subprocess.Popen[bytes], str]:
     path = str(tmp_path / "models.sock")
     env = {
+        **settings,
         **os.environ,
         "MODELGATE_ENV": "development",
         "MODELS": "all-minilm-l6-v2",
@@ -65,6 +71,43 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process, path = start(tmp_path_factory.mktemp("model-server"))
     yield path
     stop(process)
+
+
+MAX_CONNECTIONS, FRAME_TIMEOUT_S, IDLE_TIMEOUT_S = 8, 1, 4
+
+
+@pytest.fixture(scope="module")
+def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
+    """A server of its own with small limits: (its pid, its socket)."""
+    process, path = start(
+        tmp_path_factory.mktemp("limited-model-server"),
+        MODEL_SERVER_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
+        MODEL_SERVER_FRAME_TIMEOUT_S=str(FRAME_TIMEOUT_S),
+        MODEL_SERVER_IDLE_TIMEOUT_S=str(IDLE_TIMEOUT_S),
+    )
+    yield process.pid, path
+    stop(process)
+
+
+def connect(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    return sock
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server has closed `sock` (without waiting)."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def thread_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
 
 
 def test_vectors_and_token_counts_equal_the_in_process_model(server, inference_context):
@@ -133,3 +176,73 @@ def test_the_supervisor_restarts_a_killed_server_and_callers_recover(tmp_path):
         stop(supervisor)
     leftover = subprocess.run(["pgrep", "-f", f"model_server --socket {path}"], check=False)
     assert leftover.returncode == 1, "the server outlived its supervisor"
+
+
+def embed_on_a_new_thread(app: Flask) -> list[float]:
+    """One call from a thread of its own, so it opens a connection of its own."""
+
+    def one() -> list[float]:
+        with app.app_context():
+            return embed_texts("all-minilm-l6-v2", ["A new thread."]).vectors[0]
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(one).result()
+
+
+def test_connections_past_the_cap_are_closed_at_once_and_take_no_thread(limited_server):
+    pid, path = limited_server
+    app = remote_app(path)
+    with app.app_context():  # this thread's pooled connection: one of the cap
+        embed_texts("all-minilm-l6-v2", ["A wolf."])
+    baseline = thread_count(pid)
+    idle = [connect(path) for _ in range(40)]
+    try:
+        time.sleep(0.5)
+        assert thread_count(pid) <= baseline + MAX_CONNECTIONS, "idle connections pin threads"
+        still_open = [sock for sock in idle if not closed_by_server(sock)]
+        assert len(still_open) < MAX_CONNECTIONS, "connections past the cap were kept"
+        with app.app_context():  # a pooled connection keeps working at the cap
+            assert len(embed_texts("all-minilm-l6-v2", ["A wolf."]).vectors[0]) == 384
+        asked = time.monotonic()
+        with pytest.raises(QueueFull) as refused:  # a new one is refused, clearly and at once
+            embed_on_a_new_thread(app)
+        assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "1"
+        assert time.monotonic() - asked < 1.0
+    finally:
+        for sock in idle:
+            sock.close()
+    give_up = time.monotonic() + 5
+    while True:  # the slots come back as soon as the idle peers leave
+        try:
+            assert len(embed_on_a_new_thread(app)) == 384
+            break
+        except QueueFull:
+            assert time.monotonic() < give_up, "closed connections did not free their slots"
+            time.sleep(0.1)
+
+
+def test_a_frame_not_finished_in_time_is_closed_even_if_it_trickles(limited_server):
+    _, path = limited_server
+    with connect(path) as sock:
+        sock.sendall(struct.pack("!II", 100, 0) + b'{"op"')
+        started = time.monotonic()
+        with contextlib.suppress(OSError):  # BrokenPipeError once the server has closed it
+            while time.monotonic() - started < 6:
+                time.sleep(0.25)  # never quiet for a whole FRAME_TIMEOUT_S
+                sock.sendall(b" ")
+        closed_after = time.monotonic() - started
+    assert closed_after < FRAME_TIMEOUT_S + 1.5, f"a half-sent frame was kept {closed_after:.1f} s"
+    assert answers(path), "the server stopped answering normal clients"
+
+
+def test_an_idle_connection_is_closed_in_time_and_pooled_clients_reconnect(limited_server):
+    _, path = limited_server
+    app = remote_app(path)
+    with app.app_context():
+        before = embed_texts("all-minilm-l6-v2", ["A wolf."]).vectors[0]
+    with connect(path) as idle:
+        time.sleep(IDLE_TIMEOUT_S + 1)
+        assert closed_by_server(idle), "an idle connection was kept past the idle timeout"
+    with app.app_context():  # its pooled connection was closed too: the client opens a new one
+        after = embed_texts("all-minilm-l6-v2", ["A wolf."]).vectors[0]
+    assert max(abs(a - b) for a, b in zip(before, after, strict=True)) < 1e-5
