@@ -4,14 +4,20 @@ Settings come from a TOML file (`MODELGATE_DEPLOY`, default `deploy/deploy.toml`
 `deploy.example.toml`): the SSH user and key, each host's deploy root, the Python
 environment, the service manager, how many releases to keep. A deploy root holds
 `releases/<UTC timestamp>/`, `current` (a symlink to one of them), and `shared/`
-(the env file, the instance folder, logs, the gunicorn pid file).
+(the venv, and the only folders the service user may write: `instance/`, `log/`, `run/`).
+The SSH user (the deploy user) owns the code, the venv and the releases; the service user
+that runs them can read them but not write them. The env file stays root-only: gunicorn
+and the migrations get its values from root, through systemd or sudo.
+
+Every connection checks the host's SSH key against the settings' `known_hosts` and
+refuses a host whose key is missing or different (deploy/remote.py).
 
 `deploy` builds the web app here once, then for every host: rsync the release,
-install its requirements, run the migrations (once per deploy, on the first host),
-switch `current` atomically (`ln -s` to a temporary name, then `mv -T`), restart
-through the service manager, and wait for `/readyz`. Hosts go one at a time, so the
-others keep answering behind nginx. If a host does not become ready, every host
-this deploy switched goes back to its previous release, and the deploy says why.
+install its requirements, run the migrations as the service user (once per deploy, on
+the first host), switch `current` atomically (`ln -s` to a temporary name, then
+`mv -T`), restart through the service manager, and wait for `/readyz`. Hosts go one at
+a time, so the others keep answering behind nginx. If a host does not become ready,
+every host this deploy switched goes back to its previous release, and the deploy says why.
 
 Service managers (`service` in the settings): `systemd` (production: the unit in
 `deploy/systemd/`) and `process` (gunicorn started and stopped by its pid file, for
@@ -40,6 +46,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))  # `fab -r deploy` puts only deploy/ on the path
 
 from deploy.nginx_site import FAIL_TIMEOUT_S  # noqa: E402
+from deploy.remote import as_root, as_service_user, known_hosts_file, open_connection  # noqa: E402
 from deploy.templates import service_unit  # noqa: E402
 
 _RUN: dict = {}  # one `fab -H a,b deploy` run: its release name, what it switched, if migrated
@@ -48,6 +55,7 @@ EXCLUDES = (
     "*.sqlite", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
     ".schemathesis", ".hypothesis", "docs/screenshots", "web/e2e/output",
 )  # fmt: skip
+DATA_DIRS = ("instance", "log", "run")  # under shared/: all that the service user may write
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ class HostSettings:
     """What one host needs: where its deploy root is and how its app is reached and run."""
 
     root: str
+    user: str  # the service user: runs gunicorn and the migrations, writes only DATA_DIRS
     bind: str  # gunicorn's address on that host, for the health gate
     python: str  # the interpreter whose venv the release links to
     env_file: str  # the settings gunicorn and the migrations read (root-only in production)
@@ -83,6 +92,7 @@ def host_settings(settings: dict, host: str) -> HostSettings:
     merged = {**settings.get("defaults", {}), **settings.get("hosts", {}).get(host, {})}
     return HostSettings(
         root=merged["root"],
+        user=merged.get("service_user", settings.get("provision", {}).get("user", "modelgate")),
         bind=merged["bind"],
         python=merged.get("python", "/usr/bin/python3"),
         env_file=merged.get("env_file", "/etc/modelgate/env"),
@@ -95,15 +105,8 @@ def host_settings(settings: dict, host: str) -> HostSettings:
 
 
 def connect(c: Connection) -> Connection:
-    """The task's connection, with the SSH options of the settings applied."""
-    settings = load_settings().get("ssh", {})
-    options = {
-        "key_filename": os.path.expanduser(settings["key"]) if settings.get("key") else None,
-        "look_for_keys": False,
-        "allow_agent": False,
-    }
-    port = settings.get("port", c.port)
-    return Connection(c.host, user=settings.get("user", c.user), port=port, connect_kwargs=options)
+    """The task's host, connected with the settings' SSH options once its key is checked."""
+    return open_connection(c.host, load_settings().get("ssh", {}), c.user, c.port)
 
 
 # --- service managers ---------------------------------------------------------------
@@ -129,36 +132,38 @@ class Systemd:
 
 
 class Process:
-    """Hosts without systemd: gunicorn daemonised with a pid file under shared/."""
+    """Hosts without systemd: gunicorn daemonised as the service user, with a pid file."""
 
     def __init__(self, conn: Connection, host: HostSettings) -> None:
         self.conn = conn
-        self.root = host.root
-        self.env_file = host.env_file
-        self.pidfile = f"{host.root}/shared/gunicorn.pid"
+        self.host = host
+        self.pidfile = f"{host.root}/shared/run/gunicorn.pid"
 
     def start(self) -> None:
-        current = f"{self.root}/current"
-        env = self.env_file
+        current = f"{self.host.root}/current"
         # PWD=current keeps the symlinked path, so the process runs the release it points to.
-        self.conn.run(
-            f"cd {current} && set -a && . {env} && set +a && PWD={current} "
-            f"{current}/.venv/bin/gunicorn -c gunicorn.conf.py wsgi:app --daemon "
-            f"--pid {self.pidfile} --error-logfile {self.root}/shared/log/gunicorn.log",
+        as_service_user(
+            self.conn,
+            f"env PWD={current} {current}/.venv/bin/gunicorn -c gunicorn.conf.py wsgi:app "
+            f"--daemon --pid {self.pidfile} "
+            f"--error-logfile {self.host.root}/shared/log/gunicorn.log",
+            user=self.host.user,
+            env_file=self.host.env_file,
+            cwd=current,
             warn=True,  # a release that cannot start is for the readiness gate to judge
         )
 
     def stop(self) -> None:
-        """SIGTERM: gunicorn stops accepting, finishes what it holds, then exits."""
+        """SIGTERM: gunicorn stops accepting, finishes what it holds, then exits (else KILL)."""
         pid = self._pid()
         if pid is None:
             return
-        self.conn.run(f"kill -TERM {pid}", warn=True)
-        for _ in range(600):
-            if not self.conn.run(f"kill -0 {pid}", warn=True, hide=True).ok:
-                return
-            time.sleep(0.1)
-        self.conn.run(f"kill -KILL {pid}", warn=True)
+        as_root(
+            self.conn,
+            f"kill -TERM {pid}; for _ in $(seq 600); do kill -0 {pid} 2>/dev/null || exit 0; "
+            f"sleep 0.1; done; kill -KILL {pid}",
+            warn=True,
+        )
 
     def restart(self) -> None:
         self.stop()
@@ -166,10 +171,10 @@ class Process:
 
     def running(self) -> bool:
         pid = self._pid()
-        return pid is not None and self.conn.run(f"kill -0 {pid}", warn=True, hide=True).ok
+        return pid is not None and as_root(self.conn, f"kill -0 {pid}", warn=True, hide=True).ok
 
     def _pid(self) -> int | None:
-        found = self.conn.run(f"cat {self.pidfile}", warn=True, hide=True)
+        found = as_root(self.conn, f"cat {self.pidfile}", warn=True, hide=True)
         return int(found.stdout.strip()) if found.ok and found.stdout.strip() else None
 
 
@@ -216,7 +221,7 @@ def ready(conn: Connection, host: HostSettings) -> tuple[bool, str]:
             _RUN["ready_at"] = time.monotonic()
             return True, ""
         time.sleep(0.5)
-    log = conn.run(f"tail -n 20 {host.root}/shared/log/gunicorn.log", warn=True, hide=True)
+    log = as_root(conn, f"tail -n 20 {host.root}/shared/log/gunicorn.log", warn=True, hide=True)
     waited = f"{host.ready_timeout_s:.0f} s"
     return False, f"/readyz answered {answer or 'nothing'} for {waited}\n{log.stdout}"
 
@@ -233,17 +238,38 @@ def settle(host: HostSettings) -> None:
         time.sleep(max(0.0, came_up + host.settle_s - time.monotonic()))
 
 
+def lay_out(conn: Connection, host: HostSettings) -> None:
+    """Give the deploy root its owners: code to the deploy user, DATA_DIRS to the service user.
+
+    The service user answers the internet: could it write the releases or the venv, one bug
+    in it could leave code behind that every later start would run. Idempotent, and it takes
+    back what earlier versions of this file gave the service user (the whole root).
+    """
+    root, deployer, user = host.root, conn.user, host.user
+    data = " ".join(f"{root}/shared/{name}" for name in DATA_DIRS)
+    as_root(
+        conn,
+        f"group=$(id -gn {deployer}) && "
+        f"install -d -o {deployer} -g $group -m 755 {root} {root}/releases {root}/shared && "
+        f"chown -R {deployer}:$group {root}/releases && chmod -R go-w {root}/releases && "
+        f"if [ -e {root}/shared/venv ]; then chown -R {deployer}:$group {root}/shared/venv; fi && "
+        f"install -d -o {user} -g {user} -m 750 {data}",
+    )
+
+
 def upload(conn: Connection, host: HostSettings, release: str) -> None:
+    """Ship the release and its venv as the deploy user, who alone may write them."""
     target = f"{host.root}/releases/{release}"
-    conn.run(f"mkdir -p {target} {host.root}/shared/instance {host.root}/shared/log")
-    ssh = ["ssh", "-p", str(conn.port), "-o", "BatchMode=yes"]
+    conn.run(f"mkdir -p {target}")
     ssh_settings = load_settings().get("ssh", {})
+    ssh = ["ssh", "-p", str(conn.port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
+    ssh += ["-o", f"UserKnownHostsFile={known_hosts_file(ssh_settings)}"]
+    ssh += ["-o", "GlobalKnownHostsFile=/dev/null"]  # the same keys as the fabfile's own checks
     if ssh_settings.get("key"):
         ssh += ["-i", os.path.expanduser(ssh_settings["key"])]
-    if ssh_settings.get("known_hosts"):
-        known = os.path.expanduser(ssh_settings["known_hosts"])
-        ssh += ["-o", f"UserKnownHostsFile={known}"]
-    command = ["rsync", "-a", "--delete", "-e", shlex.join(ssh)]
+    # The deploy user's files, whoever owns them here: everyone may read them, no one else write.
+    command = ["rsync", "-a", "--no-owner", "--no-group", "--chmod=go-w,go+rX", "--delete"]
+    command += ["-e", shlex.join(ssh)]
     command += [f"--exclude={pattern}" for pattern in EXCLUDES]
     source = load_settings().get("source", str(PROJECT))  # a checkout; this one by default
     command += [f"{source}/", f"{conn.user}@{conn.host}:{target}/"]
@@ -260,12 +286,15 @@ def upload(conn: Connection, host: HostSettings, release: str) -> None:
 
 
 def migrate(conn: Connection, host: HostSettings, release: str) -> None:
-    target = f"{host.root}/releases/{release}"
+    """`flask db upgrade` as the service user, with the env file's values passed by root."""
     print(f"migrating the database from {conn.host}")
-    conn.run(
-        f"cd {target} && set -a && . {host.env_file} && set +a && "
+    as_service_user(
+        conn,
         # No metrics from a one-off command (its folder may not exist before the first start).
-        f"unset PROMETHEUS_MULTIPROC_DIR && FLASK_APP=api:create_app .venv/bin/flask db upgrade"
+        "env -u PROMETHEUS_MULTIPROC_DIR FLASK_APP=api:create_app .venv/bin/flask db upgrade",
+        user=host.user,
+        env_file=host.env_file,
+        cwd=f"{host.root}/releases/{release}",
     )
 
 
@@ -303,6 +332,7 @@ def deploy(c):
         state["switched"] = []
     release = state["release"]
     previous = current_release(conn, host)
+    lay_out(conn, host)
     upload(conn, host, release)
     if not state.get("migrated"):
         migrate(conn, host, release)
@@ -315,9 +345,7 @@ def deploy(c):
     healthy, why = ready(conn, host)
     if not healthy:
         for name, before in reversed(state["switched"]):
-            back = Connection(
-                name, user=conn.user, port=conn.port, connect_kwargs=conn.connect_kwargs
-            )
+            back = open_connection(name, settings.get("ssh", {}), conn.user, conn.port)
             back_host = host_settings(settings, name)
             if before is None:
                 service(back, back_host).stop()
@@ -368,7 +396,7 @@ def logs(c, lines=50):
     """The last lines of the app's log on this host."""
     conn = connect(c)
     host = host_settings(load_settings(), conn.host)
-    conn.run(f"tail -n {int(lines)} {host.root}/shared/log/app.log", warn=True)
+    as_root(conn, f"tail -n {int(lines)} {host.root}/shared/log/app.log", warn=True)
 
 
 @task
@@ -381,18 +409,25 @@ def provision(c):
     if packages:
         conn.sudo("apt-get update -q")
         conn.sudo(f"apt-get install -y -q {' '.join(map(shlex.quote, packages))}")
-    user = settings.get("provision", {}).get("user", "modelgate")
-    conn.sudo(f"id -u {user} >/dev/null 2>&1 || useradd --system --home {host.root} {user}")
-    conn.sudo(f"mkdir -p {host.root}/releases {host.root}/shared/instance {host.root}/shared/log")
-    conn.sudo(f"chown -R {user}:{user} {host.root}")
-    conn.sudo("install -d -m 700 /etc/modelgate")
-    conn.sudo("touch /etc/modelgate/env && chmod 600 /etc/modelgate/env")
+    as_root(
+        conn,
+        f"id -u {host.user} >/dev/null 2>&1 || useradd --system --user-group "
+        f"--home-dir {host.root} --no-create-home --shell /usr/sbin/nologin {host.user}",
+    )
+    lay_out(conn, host)
+    # Root-only, and made so again if it was loosened: only root reads it, for the service.
+    env, folder = host.env_file, os.path.dirname(host.env_file)
+    as_root(
+        conn,
+        f"if [ ! -d {folder} ]; then install -d -m 700 {folder}; fi && touch {env} && "
+        f"chown root:root {env} && chmod 600 {env}",
+    )
     if host.service == "systemd":
         staged = f"{host.root}/modelgate.service"
-        conn.put(_text(service_unit(host.root, user)), staged)
-        conn.sudo(f"mv {staged} /etc/systemd/system/modelgate.service")
-        conn.sudo("systemctl daemon-reload && systemctl enable modelgate")
-    print(f"{conn.host}: provisioned; put the settings in /etc/modelgate/env (see docs/deploy.md)")
+        conn.put(_text(service_unit(host.root, host.user, env_file=env)), staged)
+        as_root(conn, f"chown root:root {staged} && mv {staged} /etc/systemd/system/")
+        as_root(conn, "systemctl daemon-reload && systemctl enable modelgate")
+    print(f"{conn.host}: provisioned; put the settings in {env} (see docs/deploy.md)")
 
 
 def _text(value: str) -> io.StringIO:

@@ -20,6 +20,9 @@ def fill(text: str, settings: dict[str, str]) -> str:
     return PLACEHOLDER.sub(one, text)
 
 
-def service_unit(root: str, user: str, name: str = "modelgate.service") -> str:
+def service_unit(
+    root: str, user: str, name: str = "modelgate.service", env_file: str = "/etc/modelgate/env"
+) -> str:
     """A unit (gunicorn's, or the batch worker's) for a deploy root run as `user`."""
-    return fill((SYSTEMD / name).read_text(), {"ROOT": root, "USER": user})
+    settings = {"ROOT": root, "USER": user, "ENV_FILE": env_file}
+    return fill((SYSTEMD / name).read_text(), settings)

@@ -1,115 +1,32 @@
 """`fab deploy` for real: two app hosts (sshd on 127.0.0.2 and 127.0.0.3, each with its own
 deploy root), one nginx in front with a self-signed certificate, PostgreSQL and Redis.
 
-The hosts have no systemd, so the fabfile's `process` service manager runs gunicorn.
-A constant load through nginx counts every failed request while deploys happen.
+The hosts are provisioned first and deployed to by a deploy user who may sudo, as on a
+server. They have no systemd, so the fabfile's `process` service manager runs gunicorn
+(as the service user). A constant load through nginx counts every failed request while
+deploys happen.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import shutil
-import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 import requests
 import urllib3
 
 from deploy import fabfile
 from deploy.nginx_site import FAIL_TIMEOUT_S, Site
+from tests.deploy.hosts import HOSTS, fab, output, stop_app, write_env, write_settings
 from tests.nginx.server import API, run_nginx, self_signed
 from tests.services import ROOT, free_port
 
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-HOSTS = ("127.0.0.2", "127.0.0.3")
-SSHD = "/usr/sbin/sshd"
-
-
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[dict]:
-    """One sshd per host address, root login with a key of the test's own."""
-    if not Path(SSHD).exists() or shutil.which("rsync") is None:
-        pytest.fail("openssh-server and rsync are needed (.ci/run installs them)")
-    Path("/run/sshd").mkdir(exist_ok=True)
-    key, host_key = tmp_path / "id_ed25519", tmp_path / "host_ed25519"
-    for path in (key, host_key):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
-    (tmp_path / "authorized_keys").write_text((tmp_path / "id_ed25519.pub").read_text())
-    port = free_port()
-    public = (tmp_path / "host_ed25519.pub").read_text().split()[:2]
-    (tmp_path / "known_hosts").write_text(
-        "".join(f"[{host}]:{port} {' '.join(public)}\n" for host in HOSTS)
-    )
-    processes = []
-    for host in HOSTS:
-        config = tmp_path / f"sshd-{host}.conf"
-        config.write_text(
-            f"ListenAddress {host}:{port}\nHostKey {host_key}\nPidFile {tmp_path}/sshd-{host}.pid\n"
-            f"AuthorizedKeysFile {tmp_path}/authorized_keys\nPasswordAuthentication no\n"
-            "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
-            "Subsystem sftp internal-sftp\n"
-        )
-        processes.append(subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)]))
-    time.sleep(0.5)
-    try:
-        yield {"port": port, "key": str(key), "known_hosts": str(tmp_path / "known_hosts")}
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=10)
-
-
-def write_settings(tmp: Path, ssh: dict, database: str, source: Path, binds: dict) -> Path:
-    lines = [
-        "build_web = false",
-        f'source = "{source}"',
-        "[ssh]",
-        f'user = "root"\nkey = "{ssh["key"]}"\nknown_hosts = "{ssh["known_hosts"]}"',
-        f"port = {ssh['port']}",
-        "[defaults]",
-        f'python = "{sys.executable}"',
-        'service = "process"\ninstall_requirements = false\nkeep = 3\nready_timeout_s = 40',
-    ]
-    for host in HOSTS:
-        root = tmp / f"root-{host}"
-        (root / "shared" / "log").mkdir(parents=True)
-        env = root / "shared" / "env"
-        env.write_text(
-            f"DATABASE_URL={database}\nREDIS_URL=redis://127.0.0.1:6379/0\nMODELS=\n"
-            f"GUNICORN_BIND={binds[host]}\nGUNICORN_WORKERS=2\nMODELGATE_ENV=development\n"
-            f"SECRET_KEY={'s' * 40}\nJWT_SECRET_KEY={'j' * 40}\nTRUSTED_PROXIES=1\n"
-            f"LOG_FILE={root}/shared/log/app.log\n"
-            f"PROMETHEUS_MULTIPROC_DIR={root}/shared/prometheus\n"
-            f"USAGE_SPOOL_DIR={root}/shared/spool\n"
-        )
-        lines += [
-            f'[hosts."{host}"]',
-            f'root = "{root}"\nbind = "{binds[host]}"\nenv_file = "{env}"',
-        ]
-    path = tmp / "deploy.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def fab(settings: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    fab_bin = Path(sys.executable).parent / "fab"
-    return subprocess.run(
-        [str(fab_bin), "-r", str(ROOT / "deploy"), "-H", ",".join(HOSTS), *arguments],
-        env={**os.environ, "MODELGATE_DEPLOY": str(settings)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 class Load:
@@ -150,22 +67,22 @@ def current(root: Path) -> str:
     return os.path.basename(os.readlink(root / "current"))
 
 
-def stop_apps(tmp: Path) -> None:
-    for host in HOSTS:
-        pidfile = tmp / f"root-{host}" / "shared" / "gunicorn.pid"
-        if pidfile.exists():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pidfile.read_text()), signal.SIGTERM)
-
-
-def test_deploy_to_two_hosts_under_load_with_rollback(tmp_path, sshd, live_database, redis_db):
+def test_deploy_to_two_hosts_under_load_with_rollback(
+    tmp_path, sshd, deploy_user, deploy_area, live_database, redis_db
+):
     source = tmp_path / "source"
     skipped = (".git", ".venv", "node_modules", ".mypy_cache", ".hypothesis", "instance")
     excludes = [f"--exclude={name}" for name in skipped]
     subprocess.run(["rsync", "-a", *excludes, f"{ROOT}/", f"{source}/"], check=True)
     binds = {host: f"{host}:{free_port()}" for host in HOSTS}
-    settings = write_settings(tmp_path, sshd, live_database, source, binds)
-    roots = {host: tmp_path / f"root-{host}" for host in HOSTS}
+    roots = {host: deploy_area / f"root-{host}" for host in HOSTS}
+    hosts = {}
+    for host in HOSTS:
+        env = tmp_path / f"env-{host}"
+        write_env(env, database=live_database, bind=binds[host], root=roots[host])
+        hosts[host] = {"root": str(roots[host]), "bind": binds[host], "env_file": str(env)}
+    ssh = {**sshd, "user": deploy_user}
+    settings = write_settings(tmp_path / "deploy.toml", ssh, source, hosts)
     cert, key = self_signed(tmp_path)
     https_port = free_port()
     site = Site(
@@ -183,9 +100,12 @@ def test_deploy_to_two_hosts_under_load_with_rollback(tmp_path, sshd, live_datab
     readyz = f"https://127.0.0.1:{https_port}/readyz"
     try:
         with run_nginx(site, tmp_path / "nginx"):
+            provisioned = fab(settings, "provision")
+            assert provisioned.returncode == 0, output(provisioned)
+
             # The first deploy: a release on both hosts, migrated once, both serving.
             first = fab(settings, "deploy")
-            assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+            assert first.returncode == 0, output(first)
             assert first.stdout.count("migrating the database") == 1
             release_one = current(roots[HOSTS[0]])
             assert current(roots[HOSTS[1]]) == release_one
@@ -198,7 +118,7 @@ def test_deploy_to_two_hosts_under_load_with_rollback(tmp_path, sshd, live_datab
             with Load(readyz) as load:
                 second = fab(settings, "deploy")
                 time.sleep(1)
-            assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+            assert second.returncode == 0, output(second)
             release_two = current(roots[HOSTS[0]])
             assert release_two > release_one and current(roots[HOSTS[1]]) == release_two
             assert load.ok > 50 and load.failures == [], load.failures[:5]
@@ -215,14 +135,15 @@ def test_deploy_to_two_hosts_under_load_with_rollback(tmp_path, sshd, live_datab
 
             # `fab rollback` returns to the release before.
             back = fab(settings, "rollback")
-            assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
+            assert back.returncode == 0, output(back)
             assert current(roots[HOSTS[0]]) == release_one == current(roots[HOSTS[1]])
             answer = requests.get(readyz, headers={"Host": API}, verify=False, timeout=10)
             assert answer.status_code == 200
             status = fab(settings, "status")
             assert status.stdout.count(f"release {release_one}, running, readyz") == 2
     finally:
-        stop_apps(tmp_path)
+        for root in roots.values():
+            stop_app(root)
 
 
 def test_a_host_goes_down_only_once_nginx_can_have_taken_back_the_last(monkeypatch):

@@ -1,4 +1,5 @@
-"""The systemd unit as shipped: `systemd-analyze verify` accepts it, and it stops gracefully."""
+"""The systemd units as shipped: `systemd-analyze verify` accepts them, they stop gracefully,
+and they may write the service's data but not the code or the venv it runs."""
 
 from __future__ import annotations
 
@@ -42,3 +43,13 @@ def test_systemd_waits_longer_than_gunicorns_graceful_stop():
     assert "Restart=on-failure" in unit and "ExecReload=/bin/kill -s HUP $MAINPID" in unit
     assert "EnvironmentFile=/etc/modelgate/env" in unit
     assert "@@" not in unit and "WorkingDirectory=/srv/modelgate/current" in unit
+
+
+@pytest.mark.parametrize("name", ["modelgate.service", "modelgate-worker.service"])
+def test_the_service_may_write_its_data_but_not_its_code(name):
+    unit = service_unit("/srv/modelgate", "modelgate", name)
+    writable = re.search(r"^ReadWritePaths=(.+)$", unit, re.M).group(1).split()  # type: ignore[union-attr]
+    code = ("/srv/modelgate/releases/1/wsgi.py", "/srv/modelgate/shared/venv/bin/python")
+    assert [path for path in code if any(path.startswith(f"{w}/") for w in writable)] == []
+    assert {"/srv/modelgate/shared/instance", "/srv/modelgate/shared/log"} <= set(writable)
+    assert "ProtectSystem=strict" in unit and "LogsDirectory=modelgate" in unit

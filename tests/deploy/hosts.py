@@ -1,0 +1,145 @@
+"""The deploy tests' app hosts: sshd on loopback addresses, their settings file, `fab` on them.
+
+Each host is an sshd of its own on 127.0.0.2 or 127.0.0.3 of this machine, so a test can
+look at what a deploy left on a host with its own eyes (files, owners, processes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.services import ROOT
+
+HOSTS = ("127.0.0.2", "127.0.0.3")
+SSHD = "/usr/sbin/sshd"
+DEPLOY_USER = "mgtest-deploy"  # logs in with the test's key and may sudo, like docs/deploy.md's
+SERVICE_USER = "mgtest-app"  # runs gunicorn and the migrations; `fab provision` creates it
+
+
+def start_sshd(
+    folder: Path, host: str, port: int, host_key: Path, authorized_keys: Path
+) -> subprocess.Popen[bytes]:
+    """An sshd on `host:port` that lets in the holders of `authorized_keys`, as any user.
+
+    sshd reads that file as the user who logs in: it must be where every user may read it.
+    """
+    config = folder / f"sshd-{host}.conf"
+    config.write_text(
+        f"ListenAddress {host}:{port}\nHostKey {host_key}\nPidFile {folder}/sshd-{host}.pid\n"
+        f"AuthorizedKeysFile {authorized_keys}\nPasswordAuthentication no\n"
+        "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
+        "Subsystem sftp internal-sftp\n"
+    )
+    command = [SSHD, "-D", "-e", "-f", str(config)]
+    prepare = python_mounts(folder / f"python-{host}")
+    if prepare:
+        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   f"{prepare} && exec {shlex.join(command)}"]  # fmt: skip
+    return subprocess.Popen(command)
+
+
+def python_mounts(stage: Path) -> str:
+    """Mounts that let every user on the hosts reach this Python ("" where they already can).
+
+    pyenv may keep the interpreter under /root (0700), where a host's service user could not
+    run it. sshd then starts in a mount namespace of its own, in which an empty, open folder
+    covers /root and the interpreter is mounted back in; the machine's /root is untouched.
+    """
+    base = Path(sys.base_prefix).resolve()
+    hidden = next((p for p in reversed(base.parents) if not p.stat().st_mode & 0o001), None)
+    if hidden is None:
+        return ""
+    stage.mkdir()
+    return (
+        f"mount --bind {base} {stage} && mount -t tmpfs -o mode=755 tmpfs {hidden} && "
+        f"mkdir -p {base} && mount --move {stage} {base}"
+    )
+
+
+def new_key(path: Path) -> Path:
+    """A fresh ed25519 key pair; the public half's path."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path.with_suffix(".pub")
+
+
+def fingerprint(public_key: Path) -> str:
+    """`SHA256:…`, as `ssh-keygen -l` shows it (and as an operator compares it)."""
+    shown = subprocess.run(
+        ["ssh-keygen", "-l", "-f", str(public_key)], capture_output=True, text=True, check=True
+    )
+    return shown.stdout.split()[1]
+
+
+def known_hosts_line(host: str, port: int, public_key: Path) -> str:
+    return f"[{host}]:{port} {' '.join(public_key.read_text().split()[:2])}\n"
+
+
+def write_env(path: Path, *, database: str, bind: str, root: Path) -> None:
+    """The app's settings on one host: root-only, as `fab provision` leaves /etc/modelgate/env."""
+    path.write_text(
+        f"DATABASE_URL={database}\nREDIS_URL=redis://127.0.0.1:6379/0\nMODELS=\n"
+        f"GUNICORN_BIND={bind}\nGUNICORN_WORKERS=2\nMODELGATE_ENV=development\n"
+        f"SECRET_KEY={'s' * 40}\nJWT_SECRET_KEY={'j' * 40}\nTRUSTED_PROXIES=1\n"
+        f"LOG_FILE={root}/shared/log/app.log\n"
+    )
+    path.chmod(0o600)
+
+
+def write_settings(path: Path, ssh: dict, source: Path, hosts: dict[str, dict[str, str]]) -> Path:
+    """A deploy.toml for these hosts: `hosts` maps each to its root, bind and env_file."""
+    lines = [
+        "build_web = false",
+        f'source = "{source}"',
+        "[ssh]",
+        f'user = "{ssh["user"]}"\nkey = "{ssh["key"]}"\nknown_hosts = "{ssh["known_hosts"]}"',
+        f"port = {ssh['port']}",
+        "[defaults]",
+        f'python = "{sys.executable}"\nservice_user = "{SERVICE_USER}"',
+        'service = "process"\ninstall_requirements = false\nkeep = 3\nready_timeout_s = 40',
+        "[provision]",
+        f'user = "{SERVICE_USER}"\npackages = []',
+    ]
+    for host, values in hosts.items():
+        lines.append(f'[hosts."{host}"]')
+        lines += [f'{name} = "{value}"' for name, value in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def fab(
+    settings: Path, *arguments: str, hosts: tuple[str, ...] = HOSTS
+) -> subprocess.CompletedProcess[str]:
+    fab_bin = Path(sys.executable).parent / "fab"
+    return subprocess.run(
+        [str(fab_bin), "-r", str(ROOT / "deploy"), "-H", ",".join(hosts), *arguments],
+        env={**os.environ, "MODELGATE_DEPLOY": str(settings)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def output(result: subprocess.CompletedProcess[str]) -> str:
+    """The end of what `fab` printed, for an assertion's message."""
+    return result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def stop_app(root: Path) -> None:
+    """Stop the gunicorn that the `process` service manager started in this deploy root."""
+    pidfile = root / "shared" / "run" / "gunicorn.pid"
+    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+        pid = int(pidfile.read_text())
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(300):  # gunicorn's graceful stop takes up to 20 s
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state == "Z":  # gone, but nobody reaped it
+                return
+            time.sleep(0.1)

@@ -1,0 +1,65 @@
+"""Who may write what on a host after `fab provision` and `fab deploy`.
+
+gunicorn answers the internet as the service user: were it able to write the code or the
+venv it runs, one bug in it could leave code that every later start would run. The
+migrations need the secrets of the root-only env file, which must not be loosened for
+them (nor for the deploy user, who logs in over SSH).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+
+from tests.deploy.hosts import (
+    HOSTS,
+    SERVICE_USER,
+    fab,
+    output,
+    stop_app,
+    write_env,
+    write_settings,
+)
+from tests.services import ROOT, free_port
+
+
+def run_as(user: str, *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["runuser", "-u", user, "--", *command], capture_output=True, text=True, check=False
+    )
+
+
+def test_the_service_user_writes_its_data_and_never_its_code(
+    tmp_path, sshd, deploy_user, deploy_area, live_database, redis_db
+):
+    host = HOSTS[0]
+    root = deploy_area / "root"
+    env = tmp_path / "env"  # 0600 in a folder that only root may enter
+    values = {"root": str(root), "bind": f"{host}:{free_port()}", "env_file": str(env)}
+    write_env(env, database=live_database, bind=values["bind"], root=root)
+    ssh = {**sshd, "user": deploy_user}
+    settings = write_settings(tmp_path / "deploy.toml", ssh, ROOT, {host: values})
+    try:
+        # Provisioning again (a second host, a new unit) must not hand the code over either.
+        for task in ("provision", "deploy", "provision"):
+            done = fab(settings, task, hosts=(host,))
+            assert done.returncode == 0, f"fab {task}:\n{output(done)}"
+            assert ("migrating the database" in done.stdout) == (task == "deploy")
+
+        # The service user can write its data folders and nothing else of the deploy root.
+        found = run_as(SERVICE_USER, "find", str(root), "!", "-type", "l", "-writable")
+        data = tuple(f"{root}/shared/{folder}" for folder in ("instance", "log", "run"))
+        writable = found.stdout.split()
+        assert [path for path in writable if not path.startswith(data)] == []
+        assert set(data) <= set(writable)
+        for code in ("current/", "current/wsgi.py", "current/.venv/bin/", "shared/", "releases/"):
+            assert run_as(SERVICE_USER, "test", "-w", f"{root}/{code}").returncode != 0, code
+
+        # gunicorn runs as the service user, and the env file is still root's alone.
+        pid = int((root / "shared" / "run" / "gunicorn.pid").read_text())
+        assert os.stat(f"/proc/{pid}").st_uid == pwd.getpwnam(SERVICE_USER).pw_uid
+        mode = env.stat()
+        assert (mode.st_mode & 0o777, mode.st_uid, mode.st_gid) == (0o600, 0, 0)
+    finally:
+        stop_app(root)
