@@ -18,6 +18,9 @@ NGINX = Path(__file__).resolve().parent.parent / "nginx"
 # How long nginx skips an app host after one failed connection (`fail_timeout`); the
 # fabfile waits longer than this between hosts, so two are never skipped at once.
 FAIL_TIMEOUT_S = 5
+# What `POST /v1/files` may add around a file of FILE_MAX_BYTES: the multipart boundaries,
+# part headers and form fields. nginx's own cap is above the app's, so the app decides.
+MULTIPART_HEADROOM = 64 * 1024
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
@@ -37,7 +40,7 @@ class Site:
     ocsp_stapling: bool = False  # on only with a certificate from a real CA
     proxy_timeout_s: int = 120  # above INFERENCE_TIMEOUT_S: event streams are long
     max_body: str = "2m"
-    max_upload: str = "64m"  # POST /v1/files: FILE_MAX_BYTES and the multipart framing
+    file_max_bytes: int = 64 * 1024 * 1024  # the app's FILE_MAX_BYTES
     connections_per_ip: int = 64
 
 
@@ -69,7 +72,7 @@ def values(site: Site, snippets: Path) -> dict[str, str]:
         "OCSP_STAPLING": "on" if site.ocsp_stapling else "off",
         "PROXY_TIMEOUT_S": str(site.proxy_timeout_s),
         "MAX_BODY": site.max_body,
-        "MAX_UPLOAD": site.max_upload,
+        "MAX_UPLOAD": str(site.file_max_bytes + MULTIPART_HEADROOM),
         "CONNECTIONS_PER_IP": str(site.connections_per_ip),
         "SNIPPETS": str(snippets),
     }

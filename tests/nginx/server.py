@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import requests
@@ -78,4 +82,33 @@ def run_nginx(site: Site, folder: Path) -> Iterator[None]:
         yield
     finally:
         nginx.send_signal(signal.SIGQUIT)
-        nginx.wait(timeout=10)
+        try:
+            nginx.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a connection still open: stop without waiting
+            nginx.terminate()
+            nginx.wait(timeout=10)
+
+
+class RawAnswer(NamedTuple):
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def send_raw(port: int, request: bytes, *, timeout: float = 5.0) -> RawAnswer:
+    """Send `request` over TLS byte for byte and read one answer.
+
+    No client library stands between: the bytes may be invalid UTF-8, and a body may stop
+    short of its Content-Length (the answer must then come before the rest is sent).
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=timeout) as plain,
+        context.wrap_socket(plain, server_hostname=API) as tls,
+    ):
+        tls.sendall(request)
+        answer = http.client.HTTPResponse(tls)  # type: ignore[arg-type]
+        answer.begin()
+        return RawAnswer(answer.status, dict(answer.getheaders()), answer.read())

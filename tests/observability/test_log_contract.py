@@ -1,5 +1,6 @@
-"""Every log line, the app's and nginx's, fits elk/schema/log-line.schema.json, and none
-carries a secret or a prompt: a whole user session driven through nginx to gunicorn."""
+"""Every log line, the app's and nginx's, is UTF-8 JSON that fits elk/schema/log-line.schema.json,
+and none carries a secret or a prompt: a whole user session driven through nginx to gunicorn,
+then requests whose path, User-Agent and Host carry bytes that are not UTF-8."""
 
 from __future__ import annotations
 
@@ -14,17 +15,26 @@ import urllib3
 
 from deploy.nginx_site import Site
 from tests.auth.conftest import PASSWORD, link_token, mailbox  # noqa: F401 - the fixture
-from tests.nginx.server import API, APP, run_nginx, self_signed
+from tests.nginx.server import API, APP, run_nginx, self_signed, send_raw
 from tests.services import ROOT, free_port, gunicorn
 
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 SCHEMA = json.loads((ROOT / "elk" / "schema" / "log-line.schema.json").read_text())
 EMBEDDED = "The secret ingredient is a blue moonflower petal."
 PROMPT = "Once upon a time a clockmaker hid a silver key"
+# Raw bytes a client may send where nginx logs text: 0xff is never UTF-8; é is.
+RAW_REQUESTS = (
+    b"GET /v1/odd\xffpath HTTP/1.1\r\nHost: " + API.encode() + b"\r\nUser-Agent: bot\xff/1\r\n",
+    b"GET /v1/encoded%FFpath HTTP/1.1\r\nHost: " + API.encode() + b"\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: api\xff.modelgate.test\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: " + API.encode() + b"\r\nUser-Agent: caf\xc3\xa9/2\r\n",
+)
 
 
 def lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """Each line as JSON; a byte that is not UTF-8 fails here."""
+    text = path.read_bytes().decode("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def test_a_session_logs_only_schema_lines_without_secrets(
@@ -82,6 +92,8 @@ def test_a_session_logs_only_schema_lines_without_secrets(
             bad = http.post(f"{url}/v1/embeddings", headers=bearer, json={"input": [], "x": 1})
             assert bad.status_code == 400
             assert http.get(f"{url}/v1/nope", headers=bearer).status_code == 404
+            for raw in RAW_REQUESTS:
+                assert send_raw(https, raw + b"Connection: close\r\n\r\n").status < 500
             time.sleep(0.5)  # both logs are written as each answer leaves
 
     app_lines, nginx_lines = lines(tmp_path / "app.log"), lines(tmp_path / "nginx.json")
@@ -92,6 +104,12 @@ def test_a_session_logs_only_schema_lines_without_secrets(
         errors = [error.message for error in validator.iter_errors(line)]
         assert errors == [], (line, errors)
     assert len(nginx_lines) >= 8 and len(app_lines) >= 8
+    # Text that is not UTF-8 is kept up to its first bad byte and marked; UTF-8 is kept whole.
+    paths = {line["url.path"] for line in nginx_lines}
+    assert {"/v1/odd\ufffd", "/v1/encoded\ufffd"} <= paths
+    agents = {line.get("user_agent.original") for line in nginx_lines}
+    assert {"bot\ufffd", "caf\u00e9/2"} <= agents
+    assert "api\ufffd" in {line.get("url.domain") for line in nginx_lines}
     for source in (app_lines, nginx_lines):
         traced = [line for line in source if line.get("trace.id") == trace]
         assert {line["url.path"] for line in traced if "url.path" in line} >= {
