@@ -82,6 +82,10 @@ def test_https_answers_with_security_headers_on_every_status(stack):
         assert response.headers["X-Frame-Options"] == "DENY"
         assert response.headers["X-Trace-Id"]
     assert "http_server_requests_total" not in get(stack, "/metrics").text
+    docs = get(stack, "/docs")  # the app's own policy, once: Swagger UI's script by its hash
+    assert docs.status_code == 200
+    assert docs.headers["Content-Security-Policy"].count("default-src") == 1
+    assert "'sha256-" in docs.headers["Content-Security-Policy"]
 
 
 def test_plain_http_redirects_to_https(stack):
