@@ -1,12 +1,13 @@
 """Checks every request passes before a view runs: size, content type, JSON, and safe values.
 
 Beyond the body's size and type, every JSON string (keys included), every query
-argument and every integer path parameter is checked here once, for the whole
-API, so no view or database ever sees a value it could choke on: lone UTF-16
-surrogates (they cannot be encoded), NUL bytes (PostgreSQL text refuses them),
-JSON nested deeper than `MAX_JSON_DEPTH`, and ids no id column can hold. Each
-is a 400 that names the field, except a bad key of a JSON object when nothing else
-is wrong: that is a 422, because OpenAPI 3.0 cannot constrain the keys of a
+argument and every path parameter is checked here once, for the whole API, so no
+view or database ever sees a value it could choke on: lone UTF-16 surrogates (they
+cannot be encoded), NUL bytes (PostgreSQL text refuses them), JSON nested deeper
+than `MAX_JSON_DEPTH`, and ids no id column can hold. (werkzeug decodes a path as
+UTF-8 with replacement, `%ff` becomes U+FFFD, so in a path only `%00` can do harm.)
+Each is a 400 that names the field, except a bad key of a JSON object when nothing
+else is wrong: that is a 422, because OpenAPI 3.0 cannot constrain the keys of a
 free-form object (batch `metadata`), so the document allows what the service refuses.
 """
 
@@ -135,7 +136,7 @@ def check_body() -> None:
 
 
 def check_query_and_path() -> None:
-    """Query arguments must be safe strings; integer path parameters must fit an id column."""
+    """Query arguments and string path parameters must be safe; integer ones must fit an id."""
     problems: dict[str, list[str]] = {}
     for name, values in request.args.lists():
         name_problem = string_problem(name)
@@ -148,7 +149,11 @@ def check_query_and_path() -> None:
         elif len(values) > 1:
             problems[name] = ["Give this parameter once."]
     for name, value in (request.view_args or {}).items():
-        if isinstance(value, int) and not 0 < value <= MAX_ID:
+        if isinstance(value, str):
+            problem = string_problem(value)
+            if problem:
+                problems[name] = [problem]
+        elif isinstance(value, int) and not 0 < value <= MAX_ID:
             problems[name] = [f"Must be between 1 and {MAX_ID}."]
     if problems:
         raise ValidationFailed(details=problems)

@@ -160,3 +160,32 @@ def test_ids_in_query_strings_are_bounded_too(make_app):
     ]:
         response = client.get(path, headers=session)
         assert response.status_code == 400 and field in response.get_json()["error"]["details"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("GET", "/v1/files/file-%00", "file_id"),
+        ("GET", "/v1/files/%00/content", "file_id"),
+        ("DELETE", "/v1/files/a%00", "file_id"),
+        ("GET", "/v1/batches/batch_%00", "batch_id"),
+        ("POST", "/v1/batches/x%00/cancel", "batch_id"),
+    ],
+)
+def test_nul_in_a_string_path_id_is_a_400_naming_it(account, method, path, field):
+    # Finding 9 of issue 22: PostgreSQL's text refuses NUL, so the lookup was a 500.
+    response = account.client.open(path, method=method, headers=account.session)
+    assert response.status_code == 400, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == "validation_error" and error["param"] == field
+    assert error["details"] == {field: ["Must not contain NUL characters."]}
+    assert error["trace_id"] == response.headers["X-Trace-Id"]
+
+
+@pytest.mark.parametrize("raw", ["%ff", "%ed%a0%80", "%c0%80"])
+def test_invalid_utf8_in_a_path_id_is_an_ordinary_404(account, raw):
+    # werkzeug decodes a path's bytes as UTF-8 with replacement: no lone surrogate gets through.
+    for path, code in ((f"/v1/files/{raw}", "file"), (f"/v1/batches/{raw}", "batch")):
+        response = account.client.get(path, headers=account.session)
+        assert response.status_code == 404, (path, response.get_json())
+        assert response.get_json()["error"]["code"] == f"{code}_not_found"
