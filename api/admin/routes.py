@@ -38,7 +38,10 @@ def get_user(user_id: int):
 @blueprint.arguments(schemas.UserUpdateIn)
 @blueprint.response(200, schemas.AdminUserOut)
 def update_user(changes: dict, user_id: int):
-    """Change a user's role, or disable/enable the account (effective at once)."""
+    """Change a user's role, or disable/enable the account (effective at once).
+
+    409 when it would demote or disable yourself, or leave no enabled administrator.
+    """
     return service.update_user(current_principal().user, user_id, changes, current_client())
 
 

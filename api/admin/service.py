@@ -14,6 +14,8 @@ from api.errors import Conflict, NotFound, ValidationFailed
 from api.extensions import db
 from api.tokens.cache import bump_auth_epoch
 
+ENABLED_ADMINS = select(User.id).where(User.role == "admin", User.disabled_at.is_(None))
+
 
 def list_users(q: str | None, page: int, per_page: int) -> dict:
     """A page of users, newest first, filtered by a substring of email or name."""
@@ -38,30 +40,60 @@ def get_user(user_id: int) -> User:
 
 
 def update_user(admin: User, user_id: int, changes: dict, client: Client) -> User:
-    """Change a user's role, rate limit or access; each applies from the user's next request."""
+    """Change a user's role, rate limit or access; each applies from the user's next request.
+
+    A change of role or access that would leave no enabled administrator is a 409.
+    """
+    access = "role" in changes or "disabled" in changes
+    if access:
+        _lock_admins()
     user = get_user(user_id)
     if user.id == admin.id and (
         changes.get("role", user.role) != user.role or changes.get("disabled")
     ):
         raise Conflict("Administrators cannot demote or disable themselves.", code="self_change")
+    events: list[tuple[str, dict]] = []
     for field, action in (("role", "role_change"), ("rate_limit", "rate_limit_change")):
         old = getattr(user, field)
         if field in changes and changes[field] != old:
-            record_event(
-                action, client, user_id=user.id, actor_id=admin.id, old=old, new=changes[field]
-            )
+            events.append((action, {"old": old, "new": changes[field]}))
             setattr(user, field, changes[field])
+    disabling = False
     if "disabled" in changes and changes["disabled"] != (user.disabled_at is not None):
-        if changes["disabled"]:
-            user.disabled_at = utcnow()
-            revoke_user_sessions(user.id, "disabled")
-            record_event("disable", client, user_id=user.id, actor_id=admin.id)
-        else:
-            user.disabled_at = None
-            record_event("enable", client, user_id=user.id, actor_id=admin.id)
+        disabling = changes["disabled"]
+        user.disabled_at = utcnow() if disabling else None
+        events.append(("disable" if disabling else "enable", {}))
+    if access:
+        _keep_an_admin()
+    if disabling:
+        revoke_user_sessions(user.id, "disabled")
+    for action, details in events:
+        record_event(action, client, user_id=user.id, actor_id=admin.id, **details)
     db.session.commit()
     bump_auth_epoch()  # every worker re-reads this user's role, limit and access
     return user
+
+
+def _lock_admins() -> None:
+    """Hold the enabled admins' rows until commit, so changes to admins take turns.
+
+    On PostgreSQL a second change waits here, then reads what the first committed
+    (two admins removing each other at once would otherwise both pass the check).
+    SQLite has no row locks; its writers take turns at the flush in `_keep_an_admin`.
+    """
+    db.session.execute(ENABLED_ADMINS.order_by(User.id).with_for_update())
+    db.session.expire_all()  # read every user again, after the wait
+
+
+def _keep_an_admin() -> None:
+    """Refuse (409) a change that would leave no enabled administrator."""
+    db.session.flush()  # counted with this change, after every change committed before it
+    if db.session.scalar(ENABLED_ADMINS.limit(1)) is None:
+        db.session.rollback()
+        raise Conflict(
+            "This would remove the last enabled administrator; promote another user first.",
+            code="last_admin",
+        )
 
 
 def create_admin(email: str, password: str) -> User:

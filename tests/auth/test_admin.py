@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
+import pytest
 from sqlalchemy import select
 
+from api.admin import service
 from api.audit.models import AuditEvent
 from api.auth.models import User
 from api.extensions import db
@@ -89,6 +93,47 @@ def test_admin_cannot_lock_themselves_out_and_bad_fields_are_named(app):
         client.patch("/v1/admin/users/424242", headers=headers, json={"role": "user"}).status_code
         == 404
     )
+
+
+@pytest.mark.parametrize(
+    "change", [{"role": "user"}, {"disabled": True}], ids=["demote", "disable"]
+)
+def test_two_admins_removing_each_other_at_once_leave_one(app, monkeypatch, change):
+    # Finding 10 of issue 22. B's request is past B's own checks when A's request, which
+    # removes B, commits: B's change would then remove the last enabled admin.
+    a = make_verified_user(app, "a@example.org", role="admin")
+    b = make_verified_user(app, "b@example.org", role="admin")
+    client_a, client_b = app.test_client(), app.test_client()
+    as_a, as_b = bearer(login(client_a, "a@example.org")), bearer(login(client_b, "b@example.org"))
+    update_user, first = service.update_user, []
+
+    def a_removes_b() -> None:
+        first.append(client_a.patch(f"/v1/admin/users/{b}", headers=as_a, json=change))
+
+    def a_commits_first(admin, *args, **kwargs):
+        if admin.id == b:  # in a thread of its own, as another worker would: its own session
+            thread = threading.Thread(target=a_removes_b)
+            thread.start()
+            thread.join()
+        return update_user(admin, *args, **kwargs)
+
+    monkeypatch.setattr(service, "update_user", a_commits_first)
+    second = client_b.patch(f"/v1/admin/users/{a}", headers=as_b, json=change)
+    assert first[0].status_code == 200, first[0].get_json()
+    assert second.status_code == 409, second.get_json()
+    error = second.get_json()["error"]
+    assert error["code"] == "last_admin" and error["type"] == "conflict_error"
+    assert "last" in error["message"]
+    with app.app_context():
+        admins = db.session.scalars(
+            select(User.email).where(User.role == "admin", User.disabled_at.is_(None))
+        ).all()
+        refused = db.session.scalars(
+            select(AuditEvent.action).where(AuditEvent.user_id == a, AuditEvent.actor_id == b)
+        ).all()
+    assert admins == ["a@example.org"]
+    assert refused == []  # the refused change left no audit event behind
+    assert client_a.get("/v1/admin/users", headers=as_a).status_code == 200  # nor ended A's session
 
 
 def test_create_admin_command_reads_the_password_from_stdin(app):

@@ -1,18 +1,22 @@
-"""Findings 3 and 11 under real gunicorn (two workers), PostgreSQL and Redis: one user cannot
-starve the service, and single-use tokens stay single use under concurrent requests."""
+"""Findings under real gunicorn (two workers), PostgreSQL and Redis: one user cannot starve the
+service, single-use tokens stay single use under concurrent requests (findings 3 and 11), and
+two admins removing each other at once leave one (issue 22, finding 10)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import requests
+from sqlalchemy import select
 
 from api import create_app
-from api.auth.models import EmailToken
+from api.auth.models import EmailToken, User
 from api.config import TestConfig
 from api.db_types import utcnow
 from api.extensions import db
@@ -40,15 +44,21 @@ def _reset_token(database_url: str, email: str) -> str:
     return token
 
 
-def _at_once(count: int, call) -> list[requests.Response]:
-    barrier = threading.Barrier(count)
+def _at_once(count: int, call: Callable[[], requests.Response]) -> list[requests.Response]:
+    return _each_at_once([call] * count)
 
-    def run(_: int) -> requests.Response:
+
+def _each_at_once(calls: Iterable[Callable[[], requests.Response]]) -> list[requests.Response]:
+    """Make each call in a thread of its own, all released at the same moment."""
+    calls = list(calls)
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], requests.Response]) -> requests.Response:
         barrier.wait()
         return call()
 
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(run, range(count)))
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
 
 
 def test_email_and_refresh_tokens_work_once_under_concurrency(
@@ -147,3 +157,55 @@ def test_one_user_cannot_starve_health_or_other_users(tmp_path, live_database, r
         assert max(took for took, _ in refused) < 2.0, refused  # refused at once, not queued
         assert max(health) < 1.0, health
         assert max(others) < 1.0, others
+
+
+def _restore_admins(app, ids: list[int]) -> None:
+    with app.app_context():
+        for user_id in ids:
+            user = db.session.get(User, user_id)
+            user.role, user.disabled_at = "admin", None
+        db.session.commit()
+
+
+def _enabled_admins(app) -> int:
+    with app.app_context():
+        query = select(User.id).where(User.role == "admin", User.disabled_at.is_(None))
+        return len(db.session.scalars(query).all())
+
+
+def test_two_admins_removing_each_other_at_once_leave_one(
+    tmp_path, live_database, redis_url, redis_db
+):
+    app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=live_database))
+    emails = ["a@example.org", "b@example.org"]
+    ids = [make_verified_user(app, email, role="admin") for email in emails]
+    env = {"DATABASE_URL": live_database, "REDIS_URL": redis_url, "RATE_LIMIT_AUTH": "1000/minute"}
+    refused = []
+    with gunicorn(env, tmp_path) as base:
+        for round_ in range(12):
+            change = {"role": "user"} if round_ % 2 else {"disabled": True}
+            _restore_admins(app, ids)
+            sessions = [
+                requests.post(
+                    f"{base}/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=30
+                ).json()["access_token"]
+                for email in emails
+            ]
+            answers = _each_at_once(
+                functools.partial(
+                    requests.patch,
+                    f"{base}/v1/admin/users/{ids[1 - me]}",
+                    headers={"Authorization": f"Bearer {sessions[me]}"},
+                    json=change,
+                    timeout=30,
+                )
+                for me in range(2)
+            )
+            statuses = sorted(answer.status_code for answer in answers)
+            assert _enabled_admins(app) == 1, (round_, change, statuses)
+            # The one that lost: refused as the last admin, or (it came second) no longer one.
+            assert statuses[0] == 200 and statuses[1] in (401, 403, 409), (round_, statuses)
+            refused += [a.json()["error"]["code"] for a in answers if a.status_code != 200]
+    with app.app_context():
+        db.engine.dispose()
+    assert "last_admin" in refused, refused  # the requests did overlap

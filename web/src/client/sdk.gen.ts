@@ -75,6 +75,8 @@ export const getV1AdminUsersByUserId = <ThrowOnError extends boolean = false>(op
 /**
  * Change a user's role, or disable/enable the account (effective at once).
  *
+ * 409 when it would demote or disable yourself, or leave no enabled administrator.
+ *
  * Takes a login session; the admin role.
  */
 export const patchV1AdminUsersByUserId = <ThrowOnError extends boolean = false>(options: Options<PatchV1AdminUsersByUserIdData, ThrowOnError>) => (options.client ?? client).patch<PatchV1AdminUsersByUserIdResponses, PatchV1AdminUsersByUserIdErrors, ThrowOnError>({
