@@ -42,6 +42,8 @@ SCOPES = {
     "embed": "create embeddings",
     "generate": "create completions; read and delete the history this token made",
     "usage": "read the account's usage figures",
+    "batch": "upload, read and delete files; create, read and cancel batches (creating one "
+    "also takes the scope of its endpoint)",
 }
 ALL_SCOPES = frozenset(SCOPES)
 

@@ -1,4 +1,7 @@
-"""`/v1/batches`: OpenAI's Batch API: create, retrieve, list and cancel batches of requests."""
+"""`/v1/batches`: OpenAI's Batch API: create, retrieve, list and cancel batches of requests.
+
+An API token needs the `batch` scope for every route here.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ BATCH_ID = "<string(maxlength=64):batch_id>"
 
 
 @blueprint.route("", methods=["POST"])
-@authenticate()
+@authenticate(scope="batch")
 @api_rate_limit
 @blueprint.errors(403, 404, 422)
 @blueprint.arguments(
@@ -29,7 +32,7 @@ BATCH_ID = "<string(maxlength=64):batch_id>"
 def create_batch(body: dict):
     """Run every request of an uploaded JSONL file; poll the batch for its output file.
 
-    An API token needs the scope of the batch's endpoint (`embed` or `generate`).
+    An API token needs the scope of the batch's endpoint (`embed` or `generate`) as well.
     The lines draw on the daily batch quota (429 past it), not the per-minute limit.
     """
     principal = current_principal()
@@ -49,7 +52,7 @@ def create_batch(body: dict):
 
 
 @blueprint.route("", methods=["GET"])
-@authenticate()
+@authenticate(scope="batch")
 @blueprint.errors(404)
 @blueprint.arguments(schemas.BatchListArgs, location="query")
 @blueprint.response(200, schemas.BatchListOut)
@@ -62,7 +65,7 @@ def list_batches(args: dict):
 
 
 @blueprint.route(f"/{BATCH_ID}", methods=["GET"])
-@authenticate()
+@authenticate(scope="batch")
 @blueprint.errors(404)
 @blueprint.response(200, schemas.BatchOut)
 def get_batch(batch_id: str):
@@ -71,7 +74,7 @@ def get_batch(batch_id: str):
 
 
 @blueprint.route(f"/{BATCH_ID}/cancel", methods=["POST"])
-@authenticate()
+@authenticate(scope="batch")
 @api_rate_limit
 @blueprint.errors(404, 409)
 @blueprint.response(200, schemas.BatchOut)

@@ -1,4 +1,7 @@
-"""`/v1/files`: upload batch inputs, list, read and delete files (OpenAI's Files API)."""
+"""`/v1/files`: upload batch inputs, list, read and delete files (OpenAI's Files API).
+
+An API token needs the `batch` scope for every route here.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ blueprint = Blueprint("files", __name__, url_prefix="/v1/files", description="Fi
 
 
 @blueprint.route("", methods=["POST"])
-@authenticate()
+@authenticate(scope="batch")
 @api_rate_limit
 @blueprint.errors(413, 422)
 @blueprint.arguments(schemas.FileUploadIn, location="multipart")
@@ -34,7 +37,7 @@ def upload_file(form: dict):
 
 
 @blueprint.route("", methods=["GET"])
-@authenticate()
+@authenticate(scope="batch")
 @blueprint.errors(404)
 @blueprint.arguments(schemas.FileListArgs, location="query")
 @blueprint.response(200, schemas.FileListOut)
@@ -51,7 +54,7 @@ def list_files(args: dict):
 
 
 @blueprint.route("/<string(maxlength=64):file_id>", methods=["GET"])
-@authenticate()
+@authenticate(scope="batch")
 @blueprint.errors(404)
 @blueprint.response(200, schemas.FileOut)
 def get_file(file_id: str):
@@ -60,7 +63,7 @@ def get_file(file_id: str):
 
 
 @blueprint.route("/<string(maxlength=64):file_id>", methods=["DELETE"])
-@authenticate()
+@authenticate(scope="batch")
 @api_rate_limit
 @blueprint.errors(404, 409)
 @blueprint.response(200, schemas.FileDeletedOut)
@@ -71,7 +74,7 @@ def delete_file(file_id: str):
 
 
 @blueprint.route("/<string(maxlength=64):file_id>/content", methods=["GET"])
-@authenticate()
+@authenticate(scope="batch")
 @blueprint.errors(404)
 @blueprint.response(200, content_type="application/octet-stream")
 def file_content(file_id: str):

@@ -18,7 +18,7 @@ class Account:
     session: dict[str, str]
     user_id: int
 
-    def mint(self, name: str = "laptop", scopes=("embed", "generate"), **extra) -> dict:
+    def mint(self, name: str = "laptop", scopes=("batch", "embed", "generate"), **extra) -> dict:
         response = self.client.post(
             "/v1/tokens", headers=self.session, json={"name": name, "scopes": list(scopes), **extra}
         )

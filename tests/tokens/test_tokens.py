@@ -23,7 +23,7 @@ def test_token_shape_and_checksum(account):
     secret = created["token"]
     assert re.fullmatch(r"mg_[0-9A-Za-z]{46}", secret) and has_valid_checksum(secret)
     assert created["prefix"] == secret[:7] and created["last_four"] == secret[-4:]
-    assert created["scopes"] == ["embed", "generate"]
+    assert created["scopes"] == ["batch", "embed", "generate"]
 
 
 def test_list_rename_revoke_and_audit(account):

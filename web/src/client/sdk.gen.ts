@@ -242,7 +242,7 @@ export const postV1AuthVerifyEmail = <ThrowOnError extends boolean = false>(opti
 /**
  * The user's batches, newest first (`after` a batch id for the next page).
  *
- * Takes an API token or a login session.
+ * Takes an API token or a login session; an API token needs the `batch` scope.
  */
 export const getV1Batches = <ThrowOnError extends boolean = false>(options?: Options<GetV1BatchesData, ThrowOnError>) => (options?.client ?? client).get<GetV1BatchesResponses, GetV1BatchesErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }, { scheme: 'bearer', type: 'http' }],
@@ -253,10 +253,10 @@ export const getV1Batches = <ThrowOnError extends boolean = false>(options?: Opt
 /**
  * Run every request of an uploaded JSONL file; poll the batch for its output file.
  *
- * An API token needs the scope of the batch's endpoint (`embed` or `generate`).
+ * An API token needs the scope of the batch's endpoint (`embed` or `generate`) as well.
  * The lines draw on the daily batch quota (429 past it), not the per-minute limit.
  *
- * Takes an API token or a login session.
+ * Takes an API token or a login session; an API token needs the `batch` scope.
  */
 export const postV1Batches = <ThrowOnError extends boolean = false>(options: Options<PostV1BatchesData, ThrowOnError>) => (options.client ?? client).post<PostV1BatchesResponses, PostV1BatchesErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }, { scheme: 'bearer', type: 'http' }],
@@ -271,7 +271,7 @@ export const postV1Batches = <ThrowOnError extends boolean = false>(options: Opt
 /**
  * One batch: its status, counts and, once it ends, its output and error files.
  *
- * Takes an API token or a login session.
+ * Takes an API token or a login session; an API token needs the `batch` scope.
  */
 export const getV1BatchesByBatchId = <ThrowOnError extends boolean = false>(options: Options<GetV1BatchesByBatchIdData, ThrowOnError>) => (options.client ?? client).get<GetV1BatchesByBatchIdResponses, GetV1BatchesByBatchIdErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }, { scheme: 'bearer', type: 'http' }],
@@ -282,7 +282,7 @@ export const getV1BatchesByBatchId = <ThrowOnError extends boolean = false>(opti
 /**
  * Stop a batch within seconds; the lines already done stay in its output file.
  *
- * Takes an API token or a login session.
+ * Takes an API token or a login session; an API token needs the `batch` scope.
  */
 export const postV1BatchesByBatchIdCancel = <ThrowOnError extends boolean = false>(options: Options<PostV1BatchesByBatchIdCancelData, ThrowOnError>) => (options.client ?? client).post<PostV1BatchesByBatchIdCancelResponses, PostV1BatchesByBatchIdCancelErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }, { scheme: 'bearer', type: 'http' }],
@@ -338,7 +338,7 @@ export const postV1Embeddings = <ThrowOnError extends boolean = false>(options: 
 /**
  * The user's files, newest first (`after` a file id for the next page).
  *
- * Takes an API token or a login session.
+ * Takes an API token or a login session; an API token needs the `batch` scope.
  */
 export const getV1Files = <ThrowOnError extends boolean = false>(options?: Options<GetV1FilesData, ThrowOnError>) => (options?.client ?? client).get<GetV1FilesResponses, GetV1FilesErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }, { scheme: 'bearer', type: 'http' }],
@@ -349,7 +349,7 @@ export const getV1Files = <ThrowOnError extends boolean = false>(options?: Optio
 /**
  * Upload a JSONL file of batch requests (multipart: `file`, `purpose=batch`).
  *
- * Takes an API token or a login session.
+ * Takes an API token or a login session; an API token needs the `batch` scope.
  */
 export const postV1Files = <ThrowOnError extends boolean = false>(options: Options<PostV1FilesData, ThrowOnError>) => (options.client ?? client).post<PostV1FilesResponses, PostV1FilesErrors, ThrowOnError>({
     ...formDataBodySerializer,
@@ -365,7 +365,7 @@ export const postV1Files = <ThrowOnError extends boolean = false>(options: Optio
 /**
  * Delete a file (409 while a batch still reads it).
  *
- * Takes an API token or a login session.
+ * Takes an API token or a login session; an API token needs the `batch` scope.
  */
 export const deleteV1FilesByFileId = <ThrowOnError extends boolean = false>(options: Options<DeleteV1FilesByFileIdData, ThrowOnError>) => (options.client ?? client).delete<DeleteV1FilesByFileIdResponses, DeleteV1FilesByFileIdErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }, { scheme: 'bearer', type: 'http' }],
@@ -376,7 +376,7 @@ export const deleteV1FilesByFileId = <ThrowOnError extends boolean = false>(opti
 /**
  * One file's details.
  *
- * Takes an API token or a login session.
+ * Takes an API token or a login session; an API token needs the `batch` scope.
  */
 export const getV1FilesByFileId = <ThrowOnError extends boolean = false>(options: Options<GetV1FilesByFileIdData, ThrowOnError>) => (options.client ?? client).get<GetV1FilesByFileIdResponses, GetV1FilesByFileIdErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }, { scheme: 'bearer', type: 'http' }],
@@ -387,7 +387,7 @@ export const getV1FilesByFileId = <ThrowOnError extends boolean = false>(options
 /**
  * The file's bytes (JSONL).
  *
- * Takes an API token or a login session.
+ * Takes an API token or a login session; an API token needs the `batch` scope.
  */
 export const getV1FilesByFileIdContent = <ThrowOnError extends boolean = false>(options: Options<GetV1FilesByFileIdContentData, ThrowOnError>) => (options.client ?? client).get<GetV1FilesByFileIdContentResponses, GetV1FilesByFileIdContentErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }, { scheme: 'bearer', type: 'http' }],

@@ -480,7 +480,7 @@ export type TokenCreateIn = {
      * A limit of this token's own, e.g. '10/minute'; the account's limit applies as well, so it can only be lower.
      */
     rate_limit?: string | null;
-    scopes: Array<'embed' | 'generate' | 'usage'>;
+    scopes: Array<'batch' | 'embed' | 'generate' | 'usage'>;
 };
 
 export type TokenCreatedOut = {
