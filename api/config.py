@@ -179,6 +179,12 @@ class Config:
         # (its message may be lost: Redis restarted without persistence, a broker down).
         self.BATCH_QUEUE_GRACE_S = _int(env, "BATCH_QUEUE_GRACE_S", 300)
         self.BATCH_WORKER_NICE = _int(env, "BATCH_WORKER_NICE", 10)
+        # Fairness and bounds (docs/decisions.md): a user's unfinished batches at once; a
+        # batch gives its worker up after a slice of this long when another user's waits;
+        # a batch claimed this often without ending (a worker crashing on it) fails.
+        self.BATCH_ACTIVE_PER_USER = _int(env, "BATCH_ACTIVE_PER_USER", 5)
+        self.BATCH_SLICE_S = _int(env, "BATCH_SLICE_S", 5)
+        self.BATCH_MAX_ATTEMPTS = _int(env, "BATCH_MAX_ATTEMPTS", 5)
         # Celery's broker: Redis when there is one; else a folder (development, no server).
         self.CELERY_BROKER_URL = env.get("CELERY_BROKER_URL") or self.REDIS_URL or "filesystem://"
         self.CELERY_BROKER_DIR = env.get("CELERY_BROKER_DIR") or str(

@@ -54,7 +54,7 @@ class Result:
 @dataclass
 class Account:
     email: str
-    token: str  # an API token with the embed, generate and usage scopes
+    token: str  # an API token with the embed, generate, usage and batch scopes
     password: str = PASSWORD
 
 
@@ -62,7 +62,7 @@ def live_account(database_url: str, email: str = "load@example.org") -> Account:
     """A verified user in the live database with a token that may embed, generate and read usage."""
     app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=database_url))
     account = make_account(app, email)
-    token = account.mint("load", scopes=("embed", "generate", "usage"))["token"]
+    token = account.mint("load", scopes=("embed", "generate", "usage", "batch"))["token"]
     with app.app_context():
         db.engine.dispose()
     return Account(email, token)

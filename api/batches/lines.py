@@ -1,8 +1,10 @@
 """Reading a batch's input file: one request per line, checked the way OpenAI checks them.
 
-A line is `{"custom_id": str, "method": "POST", "url": <the batch's endpoint>, "body": {…}}`.
-A file that breaks these rules fails the whole batch, with each problem's line
-number in the batch's `errors` (the first `MAX_REPORTED` of them). A body that is
+A line is `{"custom_id": str, "method": "POST", "url": <the batch's endpoint>, "body": {…}}`,
+cut as `api.files.jsonl` defines, at most one request's size (`MAX_BODY_BYTES`), and
+its envelope passes the same edge rules as a request (`api.guards`). A file that
+breaks these rules fails the whole batch, with each problem's line number in the
+batch's `errors` (the first `MAX_REPORTED` of them). A body that is
 an object but not a valid request is the line's own failure: it is answered in the
 error file, like any call that gets a 4xx, and the other lines still run.
 """
@@ -10,8 +12,13 @@ error file, like any call that gets a 4xx, and the other lines still run.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
+
+from api.errors import APIError
+from api.files.jsonl import JSON_WHITESPACE, RawLine, read_lines
+from api.guards import MAX_JSON_DEPTH, check_json, string_problem
 
 MAX_LINES = 50_000
 MAX_EMBEDDING_INPUTS = 50_000
@@ -23,6 +30,23 @@ ENDPOINTS = {
     "/v1/completions": "batch_completions",
     "/v1/chat/completions": "batch_chat_completions",
 }
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Where one request of a batch is in its file, and what the runner needs without its body.
+
+    `inputs` counts an embedding line's texts (chunks are cut by it); `model` is the
+    line's model name when it is a safe string. Bodies are read again chunk by chunk
+    (`load_lines`), so a running batch never holds its whole file parsed.
+    """
+
+    number: int
+    custom_id: str
+    offset: int
+    size: int
+    inputs: int = 1
+    model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,13 +70,36 @@ def _problem(code: str, message: str, line: int | None, param: str | None = None
     return {"code": code, "message": message, "param": param, "line": line}
 
 
-def _check(number: int, raw: str, endpoint: str, seen: set[str]) -> tuple[Line | None, dict | None]:
+def _decode(raw: RawLine, max_bytes: int) -> tuple[Any, dict | None]:
+    """The line's JSON value, or why it has none. Its size and shape come before any parsing."""
+    if len(raw.data) > max_bytes:
+        message = f"This line is over {max_bytes} bytes, the limit of one request."
+        return None, _problem("line_too_long", message, raw.number)
+    if not raw.data.lstrip(JSON_WHITESPACE).startswith(b"{"):
+        return None, _problem("invalid_request", "Each line must be a JSON object.", raw.number)
     try:
-        request = json.loads(raw)
-    except ValueError:
-        return None, _problem("invalid_json_line", "This line is not valid JSON.", number)
+        return json.loads(raw.data), None
+    except RecursionError:
+        message = f"This line is nested deeper than {MAX_JSON_DEPTH} levels."
+        return None, _problem("invalid_request", message, raw.number)
+    except ValueError:  # also bytes that are not UTF-8
+        return None, _problem("invalid_json_line", "This line is not valid JSON.", raw.number)
+
+
+def _check(
+    raw: RawLine, endpoint: str, seen: set[str], max_bytes: int
+) -> tuple[Entry | None, dict | None]:
+    request, problem = _decode(raw, max_bytes)
+    number = raw.number
+    if problem is not None:
+        return None, problem
     if not isinstance(request, dict):
         return None, _problem("invalid_request", "Each line must be a JSON object.", number)
+    try:  # the edge rules of every request: no NUL, no lone surrogate, no deep nesting
+        check_json({key: value for key, value in request.items() if key != "body"})
+    except APIError as error:
+        field, reasons = next(iter((error.details or {"_line": [error.message]}).items()))
+        return None, _problem("invalid_request", f"{field}: {reasons[0]}", number, field)
     custom_id = request.get("custom_id")
     if not isinstance(custom_id, str) or not 0 < len(custom_id) <= MAX_CUSTOM_ID:
         message = f"custom_id must be a string of 1 to {MAX_CUSTOM_ID} characters."
@@ -69,38 +116,44 @@ def _check(number: int, raw: str, endpoint: str, seen: set[str]) -> tuple[Line |
     body = request.get("body")
     if not isinstance(body, dict):
         return None, _problem("invalid_request", "body must be a JSON object.", number, "body")
-    return Line(number, custom_id, body), None
+    value = body.get("input")
+    model = body.get("model")
+    safe_model = model[:64] if isinstance(model, str) and string_problem(model) is None else None
+    inputs = len(value) if isinstance(value, list) else 1
+    return Entry(number, custom_id, raw.offset, len(raw.data), inputs, safe_model), None
 
 
-def parse_input(data: bytes, endpoint: str) -> list[Line]:
+def parse_input(chunks: Iterable[bytes], endpoint: str, max_line_bytes: int) -> list[Entry]:
     """Every request of the file in order; raise InputProblems naming each bad line."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputProblems([_problem("invalid_file", "The file is not UTF-8.", None)]) from None
-    lines: list[Line] = []
+    entries: list[Entry] = []
     problems: list[dict] = []
     seen: set[str] = set()
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        if len(lines) + len(problems) >= MAX_LINES:
+    for raw in read_lines(chunks, max_line_bytes):
+        if len(entries) + len(problems) >= MAX_LINES:
             message = f"A batch holds at most {MAX_LINES} requests."
-            raise InputProblems([_problem("too_many_requests", message, number)])
-        line, problem = _check(number, raw, endpoint, seen)
+            raise InputProblems([_problem("too_many_requests", message, raw.number)])
+        entry, problem = _check(raw, endpoint, seen, max_line_bytes)
         if problem is not None:
             problems.append(problem)
-        elif line is not None:
-            lines.append(line)
+            if len(problems) >= MAX_REPORTED:
+                break
+        elif entry is not None:
+            entries.append(entry)
     if problems:
         raise InputProblems(problems[:MAX_REPORTED])
-    if not lines:
+    if not entries:
         raise InputProblems([_problem("empty_file", "The file holds no requests.", None)])
-    if endpoint == "/v1/embeddings":
-        inputs = sum(
-            len(value) if isinstance(value := line.body.get("input"), list) else 1 for line in lines
-        )
-        if inputs > MAX_EMBEDDING_INPUTS:
-            message = f"An embeddings batch holds at most {MAX_EMBEDDING_INPUTS} inputs."
-            raise InputProblems([_problem("too_many_inputs", message, None, "input")])
+    if endpoint == "/v1/embeddings" and sum(e.inputs for e in entries) > MAX_EMBEDDING_INPUTS:
+        message = f"An embeddings batch holds at most {MAX_EMBEDDING_INPUTS} inputs."
+        raise InputProblems([_problem("too_many_inputs", message, None, "input")])
+    return entries
+
+
+def load_lines(source: BinaryIO, entries: list[Entry]) -> list[Line]:
+    """The requests of `entries` with their bodies, read again from the (unchanging) file."""
+    lines = []
+    for entry in entries:
+        source.seek(entry.offset)
+        request = json.loads(source.read(entry.size))
+        lines.append(Line(entry.number, entry.custom_id, request["body"]))
     return lines

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db_types import UTCDateTime, utcnow
@@ -27,6 +27,8 @@ class Batch(db.Model):  # type: ignore[name-defined]
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     # The token that created it (None: a login session); each line is metered with it.
     token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"))
+    # The login session that created it (None: a token); it runs only while that session lives.
+    session_id: Mapped[str | None] = mapped_column(String(32))
     trace_id: Mapped[str | None] = mapped_column(String(64))
     endpoint: Mapped[str] = mapped_column(String(32))
     model: Mapped[str | None] = mapped_column(String(64))
@@ -57,3 +59,8 @@ class Batch(db.Model):  # type: ignore[name-defined]
     # Which worker runs it, until when: a lapsed lease lets another worker take over.
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # How often a worker has claimed it: past BATCH_MAX_ATTEMPTS it fails instead of retrying.
+    attempts: Mapped[int] = mapped_column(default=0)
+    # Bytes of output (and error) lines written so far, held against the storage quota
+    # until the finalizer turns them into files.
+    output_bytes: Mapped[int] = mapped_column(BigInteger, default=0)

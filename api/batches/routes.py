@@ -19,7 +19,7 @@ BATCH_ID = "<string(maxlength=64):batch_id>"
 @blueprint.route("", methods=["POST"])
 @authenticate(scope="batch")
 @api_rate_limit
-@blueprint.errors(403, 404, 422)
+@blueprint.errors(403, 404, 413, 422)
 @blueprint.arguments(
     schemas.BatchCreateIn,
     example={
@@ -33,13 +33,16 @@ def create_batch(body: dict):
     """Run every request of an uploaded JSONL file; poll the batch for its output file.
 
     An API token needs the scope of the batch's endpoint (`embed` or `generate`) as well.
-    The lines draw on the daily batch quota (429 past it), not the per-minute limit.
+    The lines draw on the daily batch quota (429 past it), not the per-minute limit; a
+    user has at most `BATCH_ACTIVE_PER_USER` unfinished batches (429), and none can start
+    while the storage quota is full (413): its output counts against it.
     """
     principal = current_principal()
     expires = body["output_expires_after"]
     batch = service.create_batch(
         user_id=principal.user_id,
         token_id=principal.token_id,
+        session_id=principal.session_id,
         scopes=principal.scopes,
         trace_id=current_trace_id(),
         input_file_id=body["input_file_id"],

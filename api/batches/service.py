@@ -3,7 +3,9 @@
 Creating a batch stores its row and queues it on Celery; if the broker cannot take
 it, the row is enough: `tasks.recover_batches` queues every batch whose lease (or
 queue grace) has lapsed. Lines draw on `BATCH_DAILY_LINES` per user and UTC day,
-counted at creation from the input file's lines, never on the per-minute limit.
+counted at creation from the input file's lines, never on the per-minute limit, and
+a user has at most `BATCH_ACTIVE_PER_USER` unfinished batches. Those checks run under
+a lock on the user's row, so concurrent creates are checked one after another.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from api.batches.models import Batch
+from api.batches.models import ACTIVE_STATUSES, Batch
 from api.db_types import utcnow
 from api.errors import (
     Conflict,
@@ -99,10 +101,27 @@ def _check_quota(user_id: int, adding: int, now: datetime) -> None:
         )
 
 
+def _check_active(user_id: int) -> None:
+    limit = current_app.config["BATCH_ACTIVE_PER_USER"]
+    active = db.session.scalar(
+        select(func.count())
+        .select_from(Batch)
+        .where(Batch.user_id == user_id, Batch.status.in_(ACTIVE_STATUSES))
+    )
+    if (active or 0) >= limit:
+        raise TooManyRequests(
+            f"You have {active} unfinished batches, the most at once; wait for one to end.",
+            code="too_many_active_batches",
+            details={"active": active, "limit": limit},
+            headers={"Retry-After": "60"},
+        )
+
+
 def create_batch(
     *,
     user_id: int,
     token_id: int | None,
+    session_id: str | None,
     scopes: frozenset[str],
     trace_id: str | None,
     input_file_id: str,
@@ -124,12 +143,19 @@ def create_batch(
     source = files.find_file(user_id, input_file_id)
     if source.purpose != "batch":
         raise Unprocessable(details={"input_file_id": ["Upload the input with purpose 'batch'."]})
+    # One check at a time per user (until the commit): concurrent creates cannot all fit.
+    files.lock_account(user_id)
     now = utcnow()
+    _check_active(user_id)
     _check_quota(user_id, source.line_count, now)
+    used = files.used_bytes(user_id)
+    if used >= current_app.config["FILES_QUOTA_BYTES"]:  # no room left for its output
+        raise files.quota_error(used, 0)
     batch = Batch(
         id="batch_" + secrets.token_hex(16),
         user_id=user_id,
         token_id=token_id,
+        session_id=session_id,
         trace_id=trace_id,
         endpoint=endpoint,
         input_file_id=source.id,
@@ -183,8 +209,16 @@ def cancel_batch(user_id: int, batch_id: str) -> Batch:
     """Ask the worker to stop; finished lines are kept. 409 once the batch has ended."""
     batch = find_batch(user_id, batch_id)
     if batch.status in ("validating", "in_progress"):
-        batch.status, batch.cancelling_at = "cancelling", utcnow()
+        # Only from the status read: a worker may have moved the batch on meanwhile.
+        moved = db.session.execute(
+            update(Batch)
+            .where(Batch.id == batch.id, Batch.status == batch.status)
+            .values(status="cancelling", cancelling_at=utcnow())
+        )
         db.session.commit()
+        db.session.refresh(batch)
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            return cancel_batch(user_id, batch_id)
     elif batch.status != "cancelling":
         raise Conflict(
             f"A batch that is {batch.status} cannot be cancelled.",

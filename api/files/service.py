@@ -2,9 +2,10 @@
 
 A user sees only their own files; any other id is a 404, whoever owns it. An
 upload is streamed to storage while its size, lines and UTF-8 are checked; the
-user's files together stay under `FILES_QUOTA_BYTES`. Output files of batches are
-written by `store_output` under an id derived from the batch, so a finalizer that
-runs twice stores one file.
+user's files, with the output running batches have written, stay under
+`FILES_QUOTA_BYTES`, checked under a lock on the user's row (`lock_account`).
+Output files of batches are written by `store_output` under an id derived from
+the batch, so a finalizer that runs twice stores one file.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from datetime import datetime, timedelta
 from typing import BinaryIO
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from api.auth.models import User
 from api.db_types import utcnow
 from api.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from api.extensions import db
+from api.files.jsonl import LineCounter
 from api.files.models import StoredFile
 from api.files.storage import file_storage, read_chunks
 from api.paging import page_after
@@ -35,14 +38,33 @@ def new_file_id() -> str:
     return "file-" + "".join(secrets.choice(ALPHABET) for _ in range(24))
 
 
+def lock_account(user_id: int) -> None:
+    """Hold the user's row until the transaction ends, so their quota checks run one at a time.
+
+    A write to the row takes its lock on PostgreSQL and the database's write lock on
+    SQLite; a second request doing the same waits here, then reads what the first
+    committed. Nothing about the row changes.
+    """
+    db.session.execute(update(User).where(User.id == user_id).values(id=User.id))
+
+
 def used_bytes(user_id: int) -> int:
-    total = db.session.scalar(
+    """The user's stored files, plus output that running batches have written so far."""
+    from api.batches.models import ACTIVE_STATUSES, Batch
+
+    stored = db.session.scalar(
         select(func.coalesce(func.sum(StoredFile.bytes), 0)).where(StoredFile.user_id == user_id)
     )
-    return int(total or 0)
+    pending = db.session.scalar(
+        select(func.coalesce(func.sum(Batch.output_bytes), 0)).where(
+            Batch.user_id == user_id, Batch.status.in_(ACTIVE_STATUSES)
+        )
+    )
+    return int(stored or 0) + int(pending or 0)
 
 
-def _quota_error(used: int, adding: int) -> PayloadTooLarge:
+def quota_error(used: int, adding: int) -> PayloadTooLarge:
+    """The 413 of a full storage quota."""
     quota = current_app.config["FILES_QUOTA_BYTES"]
     return PayloadTooLarge(
         f"Your files would take {used + adding} bytes; your storage quota is {quota}. "
@@ -53,13 +75,16 @@ def _quota_error(used: int, adding: int) -> PayloadTooLarge:
 
 
 class _Counted:
-    """Pass chunks through, counting bytes and non-empty lines and checking UTF-8."""
+    """Pass chunks through, counting their lines (`api.files.jsonl`) and checking UTF-8."""
 
     def __init__(self, source: BinaryIO) -> None:
         self.source = source
-        self.lines = 0
+        self.counter = LineCounter()
         self._decoder = codecs.getincrementaldecoder("utf-8")()
-        self._line_has_text = False
+
+    @property
+    def lines(self) -> int:
+        return self.counter.lines
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in read_chunks(self.source):
@@ -67,17 +92,13 @@ class _Counted:
                 self._decoder.decode(chunk)
             except UnicodeDecodeError:
                 raise Unprocessable(details={"file": ["The file is not UTF-8 text."]}) from None
-            for line in chunk.split(b"\n")[:-1]:
-                self.lines += self._line_has_text or bool(line.strip())
-                self._line_has_text = False
-            tail = chunk.rsplit(b"\n", 1)[-1]
-            self._line_has_text = self._line_has_text or bool(tail.strip())
+            self.counter.feed(chunk)
             yield chunk
         try:
             self._decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             raise Unprocessable(details={"file": ["The file is not UTF-8 text."]}) from None
-        self.lines += self._line_has_text
+        self.counter.close()
 
 
 def create_file(
@@ -87,7 +108,7 @@ def create_file(
     quota = current_app.config["FILES_QUOTA_BYTES"]
     used = used_bytes(user_id)
     if used >= quota:
-        raise _quota_error(used, 0)
+        raise quota_error(used, 0)
     row = StoredFile(
         id=new_file_id(),
         user_id=user_id,
@@ -104,9 +125,12 @@ def create_file(
     if row.bytes == 0:
         storage.delete(row.storage_key)
         raise Unprocessable(details={"file": ["The file is empty."]})
+    lock_account(user_id)  # until the commit: concurrent uploads are checked one after another
+    used = used_bytes(user_id)
     if used + row.bytes > quota:
+        db.session.rollback()
         storage.delete(row.storage_key)
-        raise _quota_error(used, row.bytes)
+        raise quota_error(used, row.bytes)
     db.session.add(row)
     db.session.commit()
     return row

@@ -46,7 +46,7 @@ class Caller:
         )
 
 
-def make_caller(app: Flask, email: str, scopes=("embed", "generate"), **extra) -> Caller:
+def make_caller(app: Flask, email: str, scopes=("embed", "generate", "batch"), **extra) -> Caller:
     account = make_account(app, email)
     minted = account.mint("batches", scopes=scopes, **extra)
     return Caller(app, app.test_client(), bearer(minted["token"]), minted["id"])

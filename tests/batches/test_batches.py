@@ -162,7 +162,7 @@ def test_daily_quota_counts_lines_not_calls(make_app):
 
 def test_scopes_and_bad_requests(make_app):
     app = make_app()
-    embedder = make_caller(app, "embedder@example.org", scopes=["embed"])
+    embedder = make_caller(app, "embedder@example.org", scopes=["embed", "batch"])
     file_id = embedder.upload([embedding_line("a")]).get_json()["id"]
     refused = embedder.create(file_id, endpoint="/v1/completions")
     assert refused.status_code == 403

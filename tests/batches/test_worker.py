@@ -5,8 +5,9 @@ wsgi:celery_app worker -B` on the real Redis broker runs them through the real
 models. Covered: upload, create, poll, download; vectors equal to the embeddings
 endpoint's; a bad line in the error file while the rest completes; each line
 metered under the batch's trace id and token; cancel; list; another user's 404s;
-and a worker SIGKILLed mid-batch, after which a new worker finishes the batch
-with exactly one output line per input line.
+a worker SIGKILLed mid-batch, after which a new worker finishes the batch
+with exactly one output line per input line; and one user's flood of batches,
+beside which another user's small batch still finishes within its window.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ ENV = {
     "CELERY_BROKER_URL": BROKER,
     "BATCH_LEASE_S": "3",
     "BATCH_RECOVER_S": "1",
+    "BATCH_SLICE_S": "2",
 }
 
 
@@ -56,8 +58,8 @@ def users(stack, postgres_database):
     owner = make_account(app, "batcher@example.org")
     other = make_account(app, "stranger@example.org")
     minted = {
-        "owner": owner.mint("batches", scopes=["embed", "generate"]),
-        "other": other.mint("other", scopes=["embed", "generate"]),
+        "owner": owner.mint("batches", scopes=["embed", "generate", "batch"]),
+        "other": other.mint("other", scopes=["embed", "generate", "batch"]),
     }
     with app.app_context():
         db.engine.dispose()
@@ -254,6 +256,42 @@ def test_worker_killed_mid_batch_another_finishes_it(stack, users, postgres_data
     assert len(rows) == 2500 and len({row[0] for row in rows}) == 2500
 
 
+def test_one_users_flood_does_not_starve_another_users_small_batch(stack, users):
+    """Three big batches queued first; another user's one line, due in 20 s, still finishes."""
+    base, env, tmp = stack
+    flooder = client(base, users["owner"]["token"])
+    other = client(base, users["other"]["token"])
+    flood_file = upload(flooder, embedding_lines(6000, prefix="flood"))
+    floods = [
+        flooder.batches.create(
+            input_file_id=flood_file, endpoint="/v1/embeddings", completion_window="24h"
+        ).id
+        for _ in range(3)
+    ]
+    small_file = upload(other, embedding_lines(1, prefix="small"))
+    with celery_worker(env, tmp, name="fair"):
+        wait_for(
+            lambda: flooder.batches.retrieve(floods[0]).request_counts.completed >= 256,
+            120,
+            "the flood to start",
+        )
+        small = other.batches.create(
+            input_file_id=small_file, endpoint="/v1/embeddings", completion_window="20s"
+        )
+        done = finished(other, small.id, timeout=30)
+        took = done.completed_at - small.created_at if done.completed_at else None
+        flood_left = sum(
+            flooder.batches.retrieve(b).status in {"validating", "in_progress"} for b in floods
+        )
+        for batch_id in floods:
+            flooder.batches.cancel(batch_id)
+        for batch_id in floods:
+            finished(flooder, batch_id, timeout=60)
+    print(f"the small batch ended {done.status} after {took} s; {flood_left} flood batches left")
+    assert done.status == "completed" and took is not None and took <= 20
+    assert flood_left >= 1  # it did not just wait for the flood to end
+
+
 def test_without_redis_the_queue_is_a_folder(tmp_path):
     """`make run`'s defaults: SQLite, no Redis; the worker still runs batches."""
     from tests.conftest import migrate
@@ -261,7 +299,7 @@ def test_without_redis_the_queue_is_a_folder(tmp_path):
     database = f"sqlite:///{tmp_path / 'dev.db'}"
     migrate(database)
     app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=database))
-    token = make_account(app, "dev@example.org").mint("dev", scopes=["embed"])["token"]
+    token = make_account(app, "dev@example.org").mint("dev", scopes=["embed", "batch"])["token"]
     with app.app_context():
         db.engine.dispose()
     env = {

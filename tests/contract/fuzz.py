@@ -57,7 +57,7 @@ def fuzz_database() -> Iterator[tuple[str, str]]:
     with scratch_database("modelgate_fuzz") as url:
         app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=url))
         account = make_account(app, EMAIL)
-        token = account.mint("fuzz", scopes=["embed", "generate", "usage"])["token"]
+        token = account.mint("fuzz", scopes=["embed", "generate", "usage", "batch"])["token"]
         with app.app_context():
             db.session.get(User, account.user_id).role = "admin"
             db.session.commit()

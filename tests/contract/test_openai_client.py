@@ -44,7 +44,7 @@ def tokens(server, postgres_database):
     )
     account = make_account(app, "openai@example.org")
     minted = {
-        "all": account.mint("all", scopes=["embed", "generate", "usage"]),
+        "all": account.mint("all", scopes=["embed", "generate", "usage", "batch"]),
         "embed": account.mint("embed only", scopes=["embed"]),
         "slow": account.mint("slow", scopes=["generate"], rate_limit="2/3 seconds"),
     }
