@@ -30,7 +30,10 @@ from api.errors import (
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 MAX_JSON_DEPTH = 32
 MAX_ID = 2**31 - 1
-UPLOAD_PATHS = {"/v1/files"}  # ids are INTEGER columns: 32 bits on PostgreSQL
+UPLOAD_PATHS = {"/v1/files"}
+# What an upload's multipart framing (boundaries, part headers, `purpose`) may add to its
+# file: nginx allows the same (deploy/nginx_site.py), so a file of FILE_MAX_BYTES fits.
+MULTIPART_HEADROOM = 64 * 1024  # ids are INTEGER columns: 32 bits on PostgreSQL
 
 
 def string_problem(value: str) -> str | None:
@@ -102,7 +105,8 @@ def check_body() -> None:
     """Refuse oversized, non-JSON, malformed and unsafe bodies on the API with the matching 4xx."""
     upload = _takes_upload()
     limit = current_app.config["FILE_MAX_BYTES" if upload else "MAX_CONTENT_LENGTH"]
-    if upload:
+    if upload:  # the file may be FILE_MAX_BYTES; the form around it takes a little more
+        limit += MULTIPART_HEADROOM
         request.max_content_length = limit  # what werkzeug's multipart parser may read
     length = request.content_length
     if limit and length is not None and length > limit:

@@ -77,8 +77,10 @@ def quota_error(used: int, adding: int) -> PayloadTooLarge:
 class _Counted:
     """Pass chunks through, counting their lines (`api.files.jsonl`) and checking UTF-8."""
 
-    def __init__(self, source: BinaryIO) -> None:
+    def __init__(self, source: BinaryIO, max_bytes: int) -> None:
         self.source = source
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self.counter = LineCounter()
         self._decoder = codecs.getincrementaldecoder("utf-8")()
 
@@ -92,6 +94,12 @@ class _Counted:
                 self._decoder.decode(chunk)
             except UnicodeDecodeError:
                 raise Unprocessable(details={"file": ["The file is not UTF-8 text."]}) from None
+            self.bytes += len(chunk)
+            if self.bytes > self.max_bytes:
+                raise PayloadTooLarge(
+                    f"A file may hold at most {self.max_bytes} bytes.",
+                    details={"file": [f"At most {self.max_bytes} bytes."]},
+                )
             self.counter.feed(chunk)
             yield chunk
         try:
@@ -119,7 +127,7 @@ def create_file(
     expiry = expires_in_s or current_app.config["FILE_EXPIRY_DAYS"] * 86400
     row.expires_at = row.created_at + timedelta(seconds=expiry)
     storage = file_storage()
-    counted = _Counted(source)
+    counted = _Counted(source, current_app.config["FILE_MAX_BYTES"])
     row.bytes = storage.put(row.storage_key, iter(counted))
     row.line_count = counted.lines
     if row.bytes == 0:

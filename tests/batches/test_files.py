@@ -125,6 +125,19 @@ def test_size_cap_and_quota_lose_nothing(make_app):
     assert len(files) == 1  # the refused upload left no bytes behind
 
 
+def test_a_file_of_file_max_bytes_fits_and_one_byte_more_does_not(make_app):
+    app = make_app(FILE_MAX_BYTES=4000)
+    caller = make_caller(app, "exact@example.org")
+    exact = (b'{"a": 1}\n' * 445)[:3999] + b"\n"
+    assert len(exact) == 4000
+    fits = caller.upload(exact)  # the multipart body around it is larger than 4000 bytes
+    assert fits.status_code == 200 and fits.get_json()["bytes"] == 4000
+    over = caller.upload(exact + b"\n")
+    assert over.status_code == 413 and "file" in over.get_json()["error"]["details"]
+    listed = caller.client.get("/v1/files", headers=caller.headers).get_json()["data"]
+    assert [f["bytes"] for f in listed] == [4000]
+
+
 def test_expired_files_are_purged(app, caller):
     short = caller.upload(
         LINES, **{"expires_after[anchor]": "created_at", "expires_after[seconds]": "3600"}
