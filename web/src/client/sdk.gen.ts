@@ -254,7 +254,9 @@ export const getV1Batches = <ThrowOnError extends boolean = false>(options?: Opt
  * Run every request of an uploaded JSONL file; poll the batch for its output file.
  *
  * An API token needs the scope of the batch's endpoint (`embed` or `generate`) as well.
- * The lines draw on the daily batch quota (429 past it), not the per-minute limit.
+ * The lines draw on the daily batch quota (429 past it), not the per-minute limit; a
+ * user has at most `BATCH_ACTIVE_PER_USER` unfinished batches (429), and none can start
+ * while the storage quota is full (413): its output counts against it.
  *
  * Takes an API token or a login session; an API token needs the `batch` scope.
  */
