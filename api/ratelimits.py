@@ -2,7 +2,9 @@
 
 - `inference_slot`: at most `INFERENCE_PER_USER` inference calls of one user run
   at once (streams at most `STREAMS_PER_USER` of those), across workers via Redis,
-  per process without it. Past the cap: 429 with `Retry-After`, at once.
+  per process without it. Past the cap: 429 with `Retry-After`, at once. In Redis a
+  slot is a lease its worker renews while the call runs, so a killed worker's slots
+  are free again within `LEASE_S`.
 - `check_auth_failures` / `record_auth_failure`: invalid credentials are counted
   per client address; past `AUTH_FAILURE_LIMIT` the address gets 429 before any
   token or database lookup.
@@ -17,13 +19,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import threading
 import time
+import uuid
 from collections import Counter as Tally
 from collections.abc import Iterator
 
 import redis
-from flask import current_app, g
+from flask import Flask, current_app, g
 from flask_limiter.util import get_remote_address
 from limits import parse
 
@@ -32,9 +36,88 @@ from api.extensions import limiter, redis_client
 
 log = logging.getLogger(__name__)
 
-SLOT_KEY = "mg:inflight:{}:{}"
+# A sorted set per user and kind: member = a call's lease id, score = its deadline (Redis
+# time, ms). A lease its worker stopped renewing, because the worker died, lapses within
+# LEASE_S and its slot is free again; a live call's lease is renewed every RENEW_EVERY_S
+# (docs/decisions.md: why not the call's own deadline).
+SLOT_KEY = "mg:slots:{}:{}"
+LEASE_S = 10.0
+RENEW_EVERY_S = 2.5  # a renewal or two may fail (Redis busy) before a live lease lapses
 _local_slots: Tally[tuple[str, int]] = Tally()
 _local_lock = threading.Lock()
+
+# KEYS[1] the set; ARGV: the cap, the lease id, its life in ms. 1 admitted, 0 refused.
+_TAKE_LEASE = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+# KEYS[1] the set; ARGV: the lease id, its life in ms. XX: a lease already released
+# (or lapsed and reclaimed) is not brought back.
+_RENEW_LEASE = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if redis.call('ZADD', KEYS[1], 'XX', 'CH', ms + tonumber(ARGV[2]), ARGV[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+class _Heartbeat:
+    """Renews the leases this process holds, from one thread that dies with the process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[tuple[str, str], tuple[Flask, redis.Redis]] = {}
+        self._pid = 0  # the process whose thread runs (a forked child starts its own)
+
+    def hold(self, app: Flask, client: redis.Redis, key: str, lease: str) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid, self._held = os.getpid(), {}
+                threading.Thread(target=self._run, name="slot-leases", daemon=True).start()
+            self._held[(key, lease)] = (app, client)
+
+    def drop(self, key: str, lease: str) -> None:
+        with self._lock:
+            self._held.pop((key, lease), None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(RENEW_EVERY_S)
+            with self._lock:
+                held = list(self._held.items())
+            by_owner: dict[tuple[Flask, redis.Redis], list[tuple[str, str]]] = {}
+            for key_and_lease, owner in held:
+                by_owner.setdefault(owner, []).append(key_and_lease)
+            for (app, client), leases in by_owner.items():
+                try:
+                    self._renew(app, client, leases)
+                except Exception:  # the thread must outlive a bug, or every lease lapses
+                    log.exception("renewing inference slot leases failed")
+
+    @staticmethod
+    def _renew(app: Flask, client: redis.Redis, leases: list[tuple[str, str]]) -> None:
+        renew = client.register_script(_RENEW_LEASE)
+        life_ms = int(LEASE_S * 1000)
+        try:
+            with client.pipeline(transaction=False) as pipe:
+                for key, lease in leases:
+                    renew(keys=[key], args=[lease, life_ms], client=pipe)
+                pipe.execute()
+        except redis.RedisError as error:
+            with app.app_context():
+                redis_client.report_failure("inference slots", error)
+
+
+_heartbeat = _Heartbeat()
 
 
 def user_key() -> str:
@@ -104,30 +187,38 @@ def record_auth_failure() -> None:
     log.warning("authentication failures over the limit", extra={"client.ip": client_ip()})
 
 
-def _enter(kind: str, user_id: int) -> tuple[int, bool]:
-    """Count one more call of `kind` in flight for the user: (count, counted in Redis)."""
+def _enter(kind: str, user_id: int, limit: int) -> tuple[bool, str | None]:
+    """Take one of the user's `limit` slots of `kind`: (admitted, its lease id in Redis).
+
+    Without Redis (or when it fails) the slot is counted in this process: lease id None.
+    """
     client = redis_client.client
     if client is not None:
-        key = SLOT_KEY.format(kind, user_id)
+        key, lease = SLOT_KEY.format(kind, user_id), uuid.uuid4().hex
         try:
-            # One round trip; the TTL means a crashed worker cannot hold a slot forever.
-            with client.pipeline() as pipe:
-                pipe.incr(key)
-                pipe.expire(key, 3600)
-                count, _ = pipe.execute()
-            return int(count), True
+            if not client.register_script(_TAKE_LEASE)(
+                keys=[key], args=[limit, lease, int(LEASE_S * 1000)]
+            ):
+                return False, None
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+            _heartbeat.hold(app, client, key, lease)
+            return True, lease
         except redis.RedisError as error:
             redis_client.report_failure("inference slots", error)
     with _local_lock:
+        if _local_slots[(kind, user_id)] >= limit:
+            return False, None
         _local_slots[(kind, user_id)] += 1
-        return _local_slots[(kind, user_id)], False
+        return True, None
 
 
-def _leave(kind: str, user_id: int, in_redis: bool) -> None:
+def _leave(kind: str, user_id: int, lease: str | None) -> None:
     client = redis_client.client
-    if in_redis and client is not None:
-        with contextlib.suppress(redis.RedisError):
-            client.decr(SLOT_KEY.format(kind, user_id))
+    if lease is not None and client is not None:
+        key = SLOT_KEY.format(kind, user_id)
+        _heartbeat.drop(key, lease)
+        with contextlib.suppress(redis.RedisError):  # else the lease lapses in LEASE_S
+            client.zrem(key, lease)
         return
     with _local_lock:
         _local_slots[(kind, user_id)] -= 1
@@ -135,13 +226,13 @@ def _leave(kind: str, user_id: int, in_redis: bool) -> None:
 
 @contextlib.contextmanager
 def _slot(kind: str, user_id: int, limit: int, message: str, code: str) -> Iterator[None]:
-    count, in_redis = _enter(kind, user_id)
+    admitted, lease = _enter(kind, user_id, limit)
+    if not admitted:
+        raise TooManyRequests(message, code=code, headers={"Retry-After": "1"})
     try:
-        if count > limit:
-            raise TooManyRequests(message, code=code, headers={"Retry-After": "1"})
         yield
     finally:
-        _leave(kind, user_id, in_redis)
+        _leave(kind, user_id, lease)
 
 
 @contextlib.contextmanager
