@@ -49,7 +49,7 @@ SECURITY_SCHEMES = {
         "scheme": "bearer",
         "bearerFormat": "mg_ + 46 base62 characters",
         "description": "An API token from POST /v1/tokens, limited to its scopes "
-        "(embed, generate, usage).",
+        "(embed, generate, usage, batch).",
     },
     "sessionToken": {
         "type": "http",
