@@ -16,19 +16,42 @@ users_cli = AppGroup("users", help="Manage user accounts.")
 
 @users_cli.command("create-admin")
 @click.argument("email")
-def create_admin_command(email: str) -> None:
-    """Make EMAIL an administrator; the password is prompted for, or read from stdin."""
-    from api.admin.service import create_admin
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read a new account's password from the first line of stdin (the default "
+    "without a terminal).",
+)
+def create_admin_command(email: str, password_stdin: bool) -> None:
+    """Make EMAIL an administrator, creating the account if there is none.
 
-    if sys.stdin.isatty():
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    else:
-        password = sys.stdin.readline().rstrip("\n")
+    An existing account keeps its password and is not asked for one; a new account's
+    password is prompted for, or read from stdin: `echo "$PASSWORD" | flask users
+    create-admin --password-stdin EMAIL`.
+    """
+    from api.admin.service import create_admin
+    from api.auth.service import find_user_by_email
+
+    existing = find_user_by_email(email) is not None
+    password = None if existing else _read_new_password(password_stdin)
     try:
         user = create_admin(email, password)
     except ValidationFailed as error:
         raise click.ClickException(error.message) from None
-    click.echo(f"{user.email} is an administrator (id {user.id}).")
+    kept = " (its password is unchanged)" if existing else ""
+    click.echo(f"{user.email} is an administrator (id {user.id}){kept}.")
+
+
+def _read_new_password(from_stdin: bool) -> str:
+    if sys.stdin.isatty() and not from_stdin:
+        return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise click.ClickException(
+            "No password on stdin: a new account needs one. Type it in a terminal, or "
+            'pipe it in: echo "$PASSWORD" | flask users create-admin --password-stdin EMAIL'
+        )
+    return password
 
 
 @click.command("write-openapi")

@@ -96,16 +96,19 @@ def _keep_an_admin() -> None:
         )
 
 
-def create_admin(email: str, password: str) -> User:
-    """Make `email` an administrator (creating a verified account if needed); for the CLI."""
-    problem = password_problem(password)
-    if problem:
-        raise ValidationFailed(problem, details={"password": [problem]})
+def create_admin(email: str, password: str | None = None) -> User:
+    """Make `email` an administrator, for the CLI; an existing account keeps its password.
+
+    A new account is created verified with `password`, which must then be given and
+    meet the password policy.
+    """
     user = find_user_by_email(email)
     if user is None:
-        user = User(email=normalise_email(email), password_hash="")
+        problem = password_problem(password or "")
+        if problem:
+            raise ValidationFailed(problem, details={"password": [problem]})
+        user = User(email=normalise_email(email), password_hash=hash_password(password or ""))
         db.session.add(user)
-    user.password_hash = hash_password(password)
     user.role = "admin"
     user.email_verified_at = user.email_verified_at or utcnow()
     user.disabled_at = None
@@ -117,4 +120,5 @@ def create_admin(email: str, password: str) -> User:
         new="admin",
     )
     db.session.commit()
+    bump_auth_epoch()  # a running server sees the new role at once
     return user
