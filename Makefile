@@ -53,12 +53,15 @@ migrate: $(STAMP) instance
 	$(BIN)/flask db upgrade
 
 # The API and the web app under gunicorn, and a batch worker beside it (without Redis,
-# its queue is a folder under instance/); Ctrl-C stops both.
+# its queue is a folder under instance/); Ctrl-C stops both. Both know HOST:PORT, which
+# in development is where the links in emails point (FRONTEND_URL's default).
 run: migrate $(WEB)/dist/index.html
-	@echo "modelgate on http://$(HOST):$(PORT)  (docs: http://$(HOST):$(PORT)/docs)"
+	@echo "modelgate starting on http://$(HOST):$(PORT): the models take a minute to load;"
+	@echo "wait for the line 'modelgate is ready at ...' (from then on GET /readyz answers 200)"
+	export GUNICORN_BIND=$(HOST):$(PORT); \
 	$(BIN)/celery -A wsgi:celery_app worker -B --loglevel WARNING & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
-	GUNICORN_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 # The web checks, a fresh build, then every Python test (the browser end to end among them).
 test: $(STAMP) web-test $(WEB)/dist/index.html elk/node_modules/.installed

@@ -6,6 +6,7 @@ environment variable of the same name with a `GUNICORN_` prefix.
 """
 
 import contextlib
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -53,10 +54,13 @@ def on_starting(server):
         os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
         os.environ.setdefault("JWT_SECRET_KEY", secrets.token_urlsafe(48))
     start_model_server(config)
+    global ready_announced
+    ready_announced = multiprocessing.Value("b", 0)  # shared with every worker forked below
     return_large_blocks()  # before the workers fork: each inherits it (see api/memory.py)
 
 
 model_server = None  # the supervisor of this master's model server, when there is one
+ready_announced = None  # set once the first worker has said that the service answers
 
 
 def start_model_server(config):
@@ -104,6 +108,37 @@ def post_worker_init(worker):
     failed = models.load_all(worker.wsgi)
     if failed:
         worker.log.error("models not loaded (requests for them answer 503): %s", ", ".join(failed))
+    announce_ready(worker, failed)
+
+
+def announce_ready(worker, failed):
+    """Say once per start, with the URL, that the service answers: "Listening" comes earlier.
+
+    The first worker to load its models says it; it accepts its first request right
+    after. The line repeats what /readyz answers then.
+    """
+    from api.config import served_url
+    from api.health.service import check_dependencies
+
+    if ready_announced is None:
+        return
+    with ready_announced.get_lock():
+        if ready_announced.value:
+            return
+        ready_announced.value = 1
+    with worker.wsgi.app_context():
+        checks = check_dependencies()
+    url = served_url(bind)
+    down = [name for name, state in checks.items() if state != "ok"]
+    if down:
+        worker.log.warning(
+            "modelgate answers at %s but is not ready (/readyz: 503): %s unreachable",
+            url,
+            ", ".join(down),
+        )
+        return
+    missing = f"; models not loaded: {', '.join(failed)}" if failed else ""
+    worker.log.info("modelgate is ready at %s (/readyz: 200)%s", url, missing)
 
 
 def worker_exit(server, worker):

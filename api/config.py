@@ -54,6 +54,20 @@ def _delays(environ: Mapping[str, str], name: str, default: str) -> tuple[float,
     return delays
 
 
+def served_url(bind: str | None) -> str:
+    """The base URL a browser on this host uses for gunicorn's `bind` (HOST:PORT).
+
+    A wildcard host is reached on loopback; a Unix socket or no bind gives gunicorn's
+    default address.
+    """
+    host, _, port = (bind or "").rpartition(":")
+    if not host or not port.isdigit() or host.startswith("unix"):
+        return "http://127.0.0.1:8000"
+    if host in {"0.0.0.0", "[::]"}:  # noqa: S104 - a wildcard bind, reached on loopback
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
 class Config:
     """Every setting of the service, read from `environ` (defaults suit development)."""
 
@@ -90,7 +104,10 @@ class Config:
         }
         self.REDIS_URL = env.get("REDIS_URL") or None
         self.CORS_ORIGINS = _list(env, "CORS_ORIGINS", "http://localhost:5173")
-        self.FRONTEND_URL = env.get("FRONTEND_URL", "http://localhost:5173").rstrip("/")
+        # Links in emails. In development they point at what gunicorn serves (`make run`'s
+        # HOST:PORT), where the built web app answers them.
+        frontend = served_url(env.get("GUNICORN_BIND")) if generated else "http://localhost:5173"
+        self.FRONTEND_URL = (env.get("FRONTEND_URL") or frontend).rstrip("/")
         # The built web app, served at / when present (Nginx serves it in production).
         self.WEB_DIST: str | None = env.get("WEB_DIST", str(PROJECT_ROOT / "web" / "dist"))
         # Kibana's base URL: the admin pages link each trace id to Discover when set.

@@ -29,6 +29,8 @@ def verification_email(to: str, token: str) -> Email:
         subject="Confirm your modelgate account",
         text="\n\n".join([*lines, link, "If you did not sign up, ignore this email."]),
         html=_html(lines, link, "Confirm my email"),
+        link=link,
+        link_label="Verification link",
     )
 
 
@@ -43,6 +45,8 @@ def already_registered_email(to: str) -> Email:
         subject="You already have a modelgate account",
         text="\n\n".join([*lines, link]),
         html=_html(lines, link, "Reset my password"),
+        link=link,
+        link_label="Existing account's password reset page",
     )
 
 
@@ -54,6 +58,8 @@ def reset_email(to: str, token: str) -> Email:
         subject="Reset your modelgate password",
         text="\n\n".join([*lines, link, "If you did not ask for this, ignore this email."]),
         html=_html(lines, link, "Choose a new password"),
+        link=link,
+        link_label="Password reset link",
     )
 
 

@@ -6,12 +6,16 @@ again after each of `MAIL_RETRY_DELAYS_S` (10 s, 1 min, 5 min, 30 min by default
 each retry a warning in the log, then given up with an error; the user can also ask
 again. Retries wait in this process: a worker that exits drops its pending ones.
 With no `MAIL_SERVER` outside production, the message is written to the log
-instead, links included, so a developer can click them.
+instead, and its link printed on stderr as one plain line a developer can click
+(`Verification link for me@example.org: http://127.0.0.1:8000/verify-email?token=...`);
+production never does either (it refuses to start without `MAIL_SERVER`, and an
+email without one there is dropped with an error, its text unlogged).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -30,6 +34,8 @@ class Email:
     subject: str
     text: str
     html: str
+    link: str | None = None  # the one link to follow, printed plainly in development
+    link_label: str = "Link"
 
 
 def _deliver(email: Email, attempt: int = 1) -> None:
@@ -58,14 +64,21 @@ def _deliver(email: Email, attempt: int = 1) -> None:
 
 
 def send_email(email: Email) -> Future[None] | None:
-    """Queue `email` for delivery; returns the delivery future (None when only logged)."""
-    if not current_app.config.get("MAIL_SERVER"):
-        log.info(
-            "email (no MAIL_SERVER: development outbox)\nTo: %s\nSubject: %s\n\n%s",
-            email.to,
-            email.subject,
-            email.text,
-            extra={"event.dataset": "mail.outbox"},
-        )
+    """Queue `email` for delivery; returns the delivery future (None when not sent)."""
+    config = current_app.config
+    if config.get("MAIL_SERVER"):
+        return background.submit(_deliver, email)
+    if config["MODELGATE_ENV"] == "production":
+        log.error("email not sent: no MAIL_SERVER", extra={"email.subject": email.subject})
         return None
-    return background.submit(_deliver, email)
+    log.info(
+        "email (no MAIL_SERVER: development outbox)\nTo: %s\nSubject: %s\n\n%s",
+        email.to,
+        email.subject,
+        email.text,
+        extra={"event.dataset": "mail.outbox"},
+    )
+    if email.link:
+        # One plain line: the JSON log escapes the message, and its link is hard to click.
+        print(f"{email.link_label} for {email.to}: {email.link}", file=sys.stderr, flush=True)
+    return None

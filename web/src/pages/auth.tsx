@@ -100,6 +100,10 @@ export function CheckEmailPage() {
         We sent a link to <strong>{search.email ?? 'your address'}</strong>. Open it to confirm your address, then sign in.
         It expires in 24 hours.
       </p>
+      <p className="mt-4 text-sm text-slate-600">
+        Running modelgate yourself with <code>make run</code>? With no mail server set, no email is sent: the link
+        is in the server&apos;s log, on the line that starts &ldquo;Verification link for&rdquo;.
+      </p>
       <p className="mt-4 text-sm"><Link to="/login" className="text-indigo-700 underline">Back to sign in</Link></p>
     </AuthCard>
   )
