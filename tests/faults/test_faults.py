@@ -104,6 +104,8 @@ def test_a_full_log_disk_keeps_the_service_answering_and_shows_in_metrics(
                     file.write(b"x" * 4096)
             with Load(Mix(stack, account, LIGHT), threads=3) as load:
                 _grow(load, 30)
+            # A call's access line is written just after its answer is sent: wait for the last.
+            wait_for(lambda: stack.metric("log_lines_dropped_total") >= 30, 10, "30 drops")
             dropped = stack.metric("log_lines_dropped_total")
             filler.unlink()
             with Load(Mix(stack, account, {"models": 1}), threads=1) as after:
