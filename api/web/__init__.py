@@ -4,7 +4,10 @@ and the browser security headers on every answer of the app.
 In production Nginx serves `web/dist` itself; this blueprint is for one-origin
 development and the end-to-end tests. Hashed assets are cached for a year,
 `index.html` never, and any path that is not a file gets `index.html` (the app's
-router decides), except under `/v1/`, which stays the API's JSON 404.
+router decides), except under `/v1/`, which this blueprint's routes never match: an
+unknown API path stays the API's JSON 404, and an API path keeps its own `Allow` (a
+catch-all GET there would add GET to every POST-only route's OPTIONS and turn a
+malformed id on DELETE or PATCH into a 405).
 
 The headers are nginx's (nginx/snippets/security-headers.conf), so gunicorn alone is
 as strict as behind nginx, which must add each only where the app sent none, or it
@@ -20,6 +23,7 @@ import os
 import re
 
 from flask import Blueprint, Flask, Response, current_app, request, send_from_directory
+from werkzeug.routing import PathConverter
 
 from api.errors import NotFound
 
@@ -42,15 +46,19 @@ SWAGGER_UI_ENDPOINT = "api-docs.openapi_swagger_ui"  # flask-smorest's, at /docs
 INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
 
+class WebPathConverter(PathConverter):
+    """`<web_path:name>`: a path that is not `v1` or under `v1/` (those are the API's)."""
+
+    regex = "(?!v1(?:/|$))" + PathConverter.regex
+
+
 def _dist() -> str:
     return str(current_app.config["WEB_DIST"])
 
 
 @blueprint.get("/")
-@blueprint.get("/<path:path>")
+@blueprint.get("/<web_path:path>")
 def app_shell(path: str = "") -> Response:
-    if path.startswith("v1/") or path == "v1":
-        raise NotFound()
     dist = _dist()
     if path.startswith("assets/"):
         if not os.path.isfile(os.path.join(dist, path)):
@@ -88,4 +96,5 @@ def init_app(app: Flask) -> None:
     app.after_request(add_security_headers)
     dist = app.config.get("WEB_DIST")
     if dist and os.path.isfile(os.path.join(dist, "index.html")):
+        app.url_map.converters["web_path"] = WebPathConverter
         app.register_blueprint(blueprint)

@@ -3,9 +3,10 @@
 `python -m tests.contract.fuzz` runs the long profile (`make fuzz`); the test suite
 runs the bounded one (`tests/contract/test_fuzz.py`). Each run makes a PostgreSQL
 database of its own with one verified admin and an API token carrying every scope,
-starts gunicorn (2 workers, real Redis), and runs schemathesis twice: once with the
-API token, once with a login session that logs in again whenever it is told 401
-(the fuzzer may log itself out). Settings live in `tests/contract/schemathesis.toml`.
+starts gunicorn (2 workers, real Redis, the built web app beside the API), and runs
+schemathesis twice: once with the API token, once with a login session that logs in
+again whenever it is told 401 (the fuzzer may log itself out). Settings live in
+`tests/contract/schemathesis-{token,session}.toml`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tests.services import REDIS_URL, gunicorn
 from tests.tokens.conftest import make_account
 
 HERE = Path(__file__).resolve().parent
+WEB_DIST = HERE.parents[1] / "web" / "dist"
 EMAIL = "fuzz@example.org"
 PROFILES = {
     # examples per operation, and a time budget per credential kind (seconds)
@@ -48,6 +50,9 @@ SERVER_ENV = {
     "EMAIL_ACTION_LIMIT": "1 per hour",
     "INFERENCE_PER_USER": "16",
     "LOG_LEVEL": "WARNING",
+    # The built web app beside the API, as under `make run` (when built): its routes
+    # must leave every `/v1` path alone.
+    "WEB_DIST": str(WEB_DIST),
 }
 
 
