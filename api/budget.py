@@ -11,7 +11,9 @@ window, incremented atomically, so limits are exact across workers.
 principal was read under, else (b) counts the call against each limit and
 returns the counts and windows. Authentication calls it for views marked with
 `api_rate_limit`; that decorator (inside `@metered`, so a 429 is counted) then
-refuses the call or adds the `X-RateLimit-*` headers.
+refuses the call or adds the `X-RateLimit-*` headers, and the same numbers under
+OpenAI's names (`x-ratelimit-*-requests`) for clients that read those. Only calls
+are budgeted, not tokens, so OpenAI's `x-ratelimit-*-tokens` are not sent.
 
 Why not Flask-Limiter here: it makes a round trip per limit and per header, and
 the epoch must ride on the same trip. It still guards the account endpoints.
@@ -81,11 +83,23 @@ class Budget:
             "X-RateLimit-Limit": str(tightest.item.amount),
             "X-RateLimit-Remaining": str(tightest.remaining),
             "X-RateLimit-Reset": str(int(time.time()) + tightest.reset_in),
+            "x-ratelimit-limit-requests": str(tightest.item.amount),
+            "x-ratelimit-remaining-requests": str(tightest.remaining),
+            "x-ratelimit-reset-requests": go_duration(tightest.reset_in),
         }
         spent = [w for w in self.windows if w.count > w.item.amount]
         if spent:
             headers["Retry-After"] = str(max(1, max(w.reset_in for w in spent)))
         return headers
+
+
+def go_duration(seconds: int) -> str:
+    """`seconds` as OpenAI writes a reset (Go's duration format): `1s`, `6m0s`, `1h2m3s`."""
+    hours, rest = divmod(max(0, seconds), 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{seconds}s"
+    return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
 
 
 class EpochChanged(Exception):

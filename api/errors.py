@@ -69,7 +69,16 @@ class BadRequest(APIError):
 
 
 class ValidationFailed(APIError):
+    """A 400 whose message, unless given, names the first field at fault and why.
+
+    Newer OpenAI SDKs show only `message`, so the reason must be in it.
+    """
+
     status, code, message = 400, "validation_error", "Some fields are invalid."
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        details = kwargs.get("details") or {}
+        super().__init__(message or first_problem(details) or self.message, **kwargs)
 
 
 class Unprocessable(APIError):
@@ -159,6 +168,30 @@ def _param(details: dict[str, Any]) -> str | None:
     return None
 
 
+def first_problem(details: dict[str, Any]) -> str | None:
+    """`field: reason` of the first field `_param` would name (`a[0].b: reason` when nested);
+    the bare reason of a problem with the whole body; None when `details` names none."""
+    named = _param(details)
+    if named is None:
+        return next((_reason(value) for value in details.values() if _reason(value)), None)
+    path, value = named, details[named]
+    while isinstance(value, dict) and value:
+        key, value = next(iter(value.items()))
+        path += f"[{key}]" if isinstance(key, int) or str(key).isdigit() else f".{key}"
+    reason = _reason(value)
+    return f"{path}: {reason}" if reason else None
+
+
+def _reason(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value:
+        return _reason(value[0])
+    if isinstance(value, dict) and value:
+        return _reason(next(iter(value.values())))
+    return None
+
+
 def _flatten_messages(messages: Any) -> dict[str, Any]:
     """Drop webargs' location level: {"json": {"email": [...]}} -> {"email": [...]}."""
     if not isinstance(messages, dict):
@@ -180,9 +213,7 @@ def handle_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     data = getattr(error, "data", None) or {}
     if "messages" in data:  # webargs / flask-smorest validation failure
-        return error_response(
-            400, "validation_error", "Some fields are invalid.", _flatten_messages(data["messages"])
-        )
+        return handle_api_error(ValidationFailed(details=_flatten_messages(data["messages"])))
     headers = {
         name: value
         for name, value in error.get_headers()

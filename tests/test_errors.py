@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from api.errors import Conflict
+from api.errors import Conflict, ValidationFailed
 
 
 def assert_error(response, status: int, code: str) -> dict:
@@ -78,3 +78,25 @@ def test_raised_api_error_keeps_its_status_code_and_details(failing_app):
     response = failing_app.test_client().get("/conflict")
     error = assert_error(response, 409, "conflict")
     assert error["details"] == {"name": ["already used"]}
+
+
+@pytest.mark.parametrize(
+    ("details", "message"),
+    [
+        ({"dimensions": ["Not supported."]}, "dimensions: Not supported."),
+        ({"messages": {0: {"content": ["Too long."]}}}, "messages[0].content: Too long."),
+        ({"input": {"3": ["Bad id."]}, "model": ["Unknown."]}, "input[3]: Bad id."),
+        ({"_body": ["Send a JSON body."]}, "Send a JSON body."),
+        ({}, "Some fields are invalid."),
+    ],
+)
+def test_a_validation_failure_says_its_first_field_and_reason(details, message):
+    error = ValidationFailed(details=details)
+    assert error.message == message and error.details == details
+
+
+def test_a_400_from_the_parser_names_the_field_in_its_message(client):
+    response = client.post("/v1/auth/register", json={"email": "a@example.org", "password": 5})
+    error = assert_error(response, 400, "validation_error")
+    assert error["param"] == "password"
+    assert error["message"] == f"password: {error['details']['password'][0]}"

@@ -64,6 +64,11 @@ class EmbeddingModel:
             self.id, "embedding", self.parameters, self.max_input, str(self.device), self.created
         )
 
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The tokenizer with no truncation or padding (never reconfigure it: it is shared)."""
+        return self._counter
+
     def count_tokens(self, text: str) -> int:
         """Tokens `text` takes in the model's window, special tokens included (thread-safe)."""
         return len(self._counter.encode(text, add_special_tokens=True).ids)

@@ -29,6 +29,8 @@ from api.inference.metrics import ModelMetrics
 from api.inference.specs import ModelInfo, ModelSpec, Task, parse_model_specs
 
 if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
     from api.inference.embedding import EmbeddingModel
     from api.inference.generation import TextGenerator
     from api.inference.remote import RemoteBatcher, RemoteEmbeddingModel
@@ -106,12 +108,14 @@ class AppModels:
 
 @dataclass(frozen=True)
 class ServedModel:
-    """A loaded model with what admits requests to it: a batcher (embedding) or a gate."""
+    """A loaded model with what admits requests to it: a batcher (embedding) or a gate,
+    and an embedding model's tokenizer (to read token-id input)."""
 
     model: EmbeddingModel | RemoteEmbeddingModel | TextGenerator
     metrics: ModelMetrics
     batcher: MicroBatcher[str, EmbeddedText] | RemoteBatcher | None = None
     gate: GenerationGate | None = None
+    tokenizer: Tokenizer | None = None
 
 
 def load_model(spec: ModelSpec) -> EmbeddingModel | TextGenerator:
@@ -230,7 +234,7 @@ class ModelRegistry:
                 return builtins.list(zip(vectors, counts, strict=True))
 
             batcher = settings.batcher(spec.id, run_batch, metrics)
-            return ServedModel(model, metrics, batcher=batcher)
+            return ServedModel(model, metrics, batcher=batcher, tokenizer=model.tokenizer)
         gate = GenerationGate(
             slots=settings.generation_slots,
             max_waiting=settings.generation_queue_size,
@@ -240,12 +244,17 @@ class ModelRegistry:
 
     def _build_remote(self, spec: ModelSpec, settings: InferenceSettings) -> ServedModel:
         """An embedding model of the model server: the worker keeps only its tokenizer."""
+        from tokenizers import Tokenizer
+
         from api.inference.remote import ModelServerClient, RemoteBatcher, RemoteEmbeddingModel
 
         client = ModelServerClient(settings.model_server)
         model = RemoteEmbeddingModel(spec, client, settings.model_server_wait_s)
         batcher = RemoteBatcher(model, client, settings.queue_size)
-        return ServedModel(model, ModelMetrics(spec.id), batcher=batcher)
+        tokenizer = Tokenizer.from_file(os.path.join(spec.path, "tokenizer.json"))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return ServedModel(model, ModelMetrics(spec.id), batcher=batcher, tokenizer=tokenizer)
 
     def list(self) -> builtins.list[ModelInfo]:
         """The current app's models that are loaded (or load now), in `MODELS` order."""

@@ -25,6 +25,17 @@ def list_models():
     return {"object": "list", "data": models.list()}
 
 
+@blueprint.route("/models/<string(maxlength=64):model_id>", methods=["GET"])
+@authenticate()
+@metered("models")
+@api_rate_limit
+@blueprint.errors(404, 503)
+@blueprint.response(200, schemas.ModelOut)
+def retrieve_model(model_id: str):
+    """One model, as `GET /v1/models` lists it (OpenAI's retrieve model)."""
+    return models.get(model_id).info
+
+
 @blueprint.route("/embeddings", methods=["POST"])
 @authenticate(scope="embed")
 @metered("embeddings")

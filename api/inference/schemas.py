@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
+from api.inference import service
 from api.validation import JsonBoolean, JsonFloat, JsonInteger
 
 MAX_INPUTS = 64
 MAX_INPUT_CHARS = 8192
+MAX_TOKEN_ID = 2**31 - 1  # the model's vocabulary is the real bound (422 past it)
 MAX_PROMPT_CHARS = 4096
 MAX_PROMPTS = 4
 MAX_CHOICES = 4  # `n`
@@ -29,6 +31,8 @@ UNSUPPORTED = "Not supported by modelgate (see docs/api.md)."
 class StringOrList(fields.Field):
     """A string or a list of strings, always loaded as a list."""
 
+    SHAPE = "Give a string or a list of strings."
+
     def __init__(self, *, max_items: int, max_chars: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.max_items, self.max_chars = max_items, max_chars
@@ -36,7 +40,7 @@ class StringOrList(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-            raise ValidationError("Give a string or a list of strings.")
+            raise ValidationError(self.SHAPE)
         if not items or len(items) > self.max_items:
             raise ValidationError(f"Give 1 to {self.max_items} strings.")
         long = [i for i, item in enumerate(items) if len(item) > self.max_chars]
@@ -53,6 +57,55 @@ class StringOrList(fields.Field):
                 text,
                 {"type": "array", "items": text, "minItems": 1, "maxItems": self.max_items},
             ]
+        }
+
+
+def _is_token_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKEN_ID
+
+
+class EmbeddingInput(StringOrList):
+    """OpenAI's embedding `input`: a string, a list of strings, one list of token ids, or a
+    list of token-id lists; loaded as a list whose items are strings or token-id lists.
+
+    Token ids are the model's own tokenizer's, without special tokens (the model adds
+    them, as for text); `EmbeddingIn` turns them into text the model reads the same.
+    """
+
+    SHAPE = "Give a string, a list of strings, a list of token ids or a list of token-id lists."
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list:
+        if not isinstance(value, list) or not value or isinstance(value[0], str):
+            return super()._deserialize(value, attr, data, **kwargs)
+        items = [value] if not isinstance(value[0], list) else value
+        if not all(isinstance(item, list) for item in items):
+            raise ValidationError(self.SHAPE)
+        if len(items) > self.max_items:
+            raise ValidationError(f"Give 1 to {self.max_items} token-id lists.")
+        problems = {
+            index: [f"Give 1 to {self.max_chars} token ids, each 0 to {MAX_TOKEN_ID}."]
+            for index, ids in enumerate(items)
+            if not ids or len(ids) > self.max_chars or not all(map(_is_token_id, ids))
+        }
+        if problems:
+            raise ValidationError(problems)
+        return items
+
+    def openapi_property(self) -> dict[str, Any]:
+        ids = {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 0, "maximum": MAX_TOKEN_ID},
+            "minItems": 1,
+            "maxItems": self.max_chars,
+        }
+        texts = super().openapi_property()["oneOf"]
+        return {
+            "oneOf": [
+                *texts,
+                ids,
+                {"type": "array", "items": ids, "minItems": 1, "maxItems": self.max_items},
+            ],
+            "description": "Text, or token ids of the model's tokenizer without special tokens.",
         }
 
 
@@ -114,14 +167,23 @@ class SamplingIn(StrictSchema):
 
 
 class EmbeddingIn(StrictSchema):
+    """Loads `input` as texts: token ids become the text the model's tokenizer makes them
+    (which needs the model, so an unknown one is a 404 here and a bad id a 422)."""
+
     model = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
-    input = StringOrList(required=True, max_items=MAX_INPUTS, max_chars=MAX_INPUT_CHARS)
+    input = EmbeddingInput(required=True, max_items=MAX_INPUTS, max_chars=MAX_INPUT_CHARS)
     encoding_format = fields.String(
         load_default="float", validate=validate.OneOf(["float", "base64"])
     )
     user = fields.String(
         load_default=None, validate=validate.Length(max=256), metadata={"description": "Ignored."}
     )
+
+    @post_load
+    def decode_token_ids(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if any(not isinstance(item, str) for item in data["input"]):
+            data["input"] = service.texts_from_token_ids(data["model"], data["input"])
+        return data
 
 
 class CompletionIn(SamplingIn):

@@ -1,4 +1,4 @@
-"""What the inference routes call: embed texts, complete a prompt (whole or streamed).
+"""What the inference routes call: read token ids, embed texts, complete a prompt.
 
 Functions take plain values and keyword arguments, never the request: the routes
 parse and validate the body, call these, and shape the answer. Limits that need
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from api.errors import Unprocessable
+from api.errors import Unprocessable, first_problem
 from api.inference.registry import models
 from api.observability.tracing import bind_trace_id, current_trace_id, reset_trace_id
 
@@ -57,6 +57,44 @@ def resolve_deadline(deadline: float | None) -> float:
     return time.monotonic() + models.settings().timeout_s
 
 
+def texts_from_token_ids(model_id: str | None, inputs: Sequence[str | list[int]]) -> list[str]:
+    """`inputs` with each token-id list replaced by the text it stands for in `model_id`.
+
+    The text is the ids decoded; it is used only when the tokenizer makes exactly
+    those ids of it again, so its vector (and cache entry) is the ids' own. Raises
+    Unprocessable (422) naming `input[i]` for ids outside the vocabulary or that the
+    tokenizer never makes of any text.
+    """
+    served = models.serve(model_id, task="embedding")
+    tokenizer = served.tokenizer
+    assert tokenizer is not None
+    vocabulary = tokenizer.get_vocab_size(with_added_tokens=True)
+    texts: list[str] = []
+    problems: dict[int, list[str]] = {}
+    for index, item in enumerate(inputs):
+        if isinstance(item, str):
+            texts.append(item)
+            continue
+        unknown = [token for token in item if token >= vocabulary]
+        if unknown:
+            problems[index] = [
+                f"Token id {unknown[0]} is not in the vocabulary of {served.model.id} "
+                f"(0 to {vocabulary - 1})."
+            ]
+            continue
+        text = tokenizer.decode(item, skip_special_tokens=False)
+        if tokenizer.encode(text, add_special_tokens=False).ids != item:
+            problems[index] = [
+                f"{served.model.id}'s tokenizer never writes a text as these ids; "
+                "send the text or the ids it makes of it."
+            ]
+        texts.append(text)
+    if problems:
+        details = {"input": problems}
+        raise Unprocessable(first_problem(details), details=details)
+    return texts
+
+
 def embed_texts(
     model_id: str | None, texts: Sequence[str], *, deadline: float | None = None
 ) -> EmbeddingResult:
@@ -76,7 +114,7 @@ def embed_texts(
         if (tokens := model.count_tokens(text)) > model.max_input
     ]
     if too_long:
-        raise Unprocessable("Some inputs are too long.", details={"input": too_long})
+        raise Unprocessable(too_long[0], details={"input": too_long})
     results = batcher.run(list(texts), deadline=deadline)
     return EmbeddingResult(
         model=model.id,

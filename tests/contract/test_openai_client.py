@@ -1,9 +1,10 @@
 """OpenAI compatibility, as the official `openai` client sees it, against live gunicorn.
 
-Models, embeddings (float and base64), completions (one prompt, a list, streamed),
-chat (plain, streamed with the usage chunk), and every error class a client can
-meet: AuthenticationError, PermissionDeniedError, NotFoundError, BadRequestError
-naming its `param`, and RateLimitError whose `retry-after` the client honours.
+Models (listed and retrieved), embeddings (float, base64, token ids), completions
+(one prompt, a list, streamed), chat (plain, streamed with the usage chunk), OpenAI's
+rate-limit headers, and every error class a client can meet: AuthenticationError,
+PermissionDeniedError, NotFoundError, BadRequestError naming its `param` (and the
+reason in its message), and RateLimitError whose `retry-after` the client honours.
 """
 
 from __future__ import annotations
@@ -69,6 +70,42 @@ def test_models_and_embeddings(server, tokens):
     for a, b in zip(floats.data, packed.data, strict=True):
         assert a.embedding == pytest.approx(b.embedding, abs=1e-6)
     assert floats.usage.prompt_tokens > 0
+
+
+def test_retrieve_a_model(server, tokens):
+    api = client(server, tokens["all"])
+    model = api.models.retrieve("all-minilm-l6-v2")
+    assert (model.id, model.object, model.owned_by) == ("all-minilm-l6-v2", "model", "modelgate")
+    assert model.created > 0 and model.model_extra["task"] == "embedding"
+    with pytest.raises(openai.NotFoundError) as missing:
+        api.models.retrieve("gpt-4o")
+    assert missing.value.code == "model_not_found"
+
+
+def test_embed_token_ids_as_langchain_sends_them(server, tokens):
+    from tokenizers import Tokenizer
+
+    from api.inference.specs import locate_minilm
+
+    tokenizer = Tokenizer.from_file(f"{locate_minilm()}/tokenizer.json")
+    tokenizer.no_padding()
+    texts = ["Once upon a time a frog.", "A princess lost her golden ball."]
+    ids = [tokenizer.encode(text, add_special_tokens=False).ids for text in texts]
+    api = client(server, tokens["all"])
+    by_text = api.embeddings.create(model="all-minilm-l6-v2", input=texts)
+    by_ids = api.embeddings.create(model="all-minilm-l6-v2", input=ids)
+    for a, b in zip(by_text.data, by_ids.data, strict=True):
+        assert a.embedding == pytest.approx(b.embedding, abs=1e-5)
+    with pytest.raises(openai.UnprocessableEntityError) as unknown:
+        api.embeddings.create(model="all-minilm-l6-v2", input=[[99999]])
+    assert unknown.value.param == "input" and "input[0]" in unknown.value.body["message"]
+
+
+def test_rate_limit_headers_under_openais_names(server, tokens):
+    raw = client(server, tokens["all"]).models.with_raw_response.list()
+    assert int(raw.headers["x-ratelimit-limit-requests"]) == 10000
+    assert 0 <= int(raw.headers["x-ratelimit-remaining-requests"]) < 10000
+    assert raw.headers["x-ratelimit-reset-requests"].endswith("s")
 
 
 def test_completions_single_list_and_stream(server, tokens):
@@ -153,6 +190,7 @@ def test_each_error_class_a_client_meets(server, tokens):
         with pytest.raises(openai.BadRequestError) as bad:
             call()
         assert bad.value.param == param and bad.value.type == "invalid_request_error"
+        assert bad.value.body["message"].startswith(param)  # newer SDKs show only the message
 
 
 def test_rate_limits_carry_a_retry_after_the_client_honours(server, tokens):

@@ -65,7 +65,7 @@ def test_embeddings_shape_usage_and_base64(served):
         ({}, "input", 400),
         ({"input": []}, "input", 400),
         ({"input": ["x"] * 65}, "input", 400),
-        ({"input": [1, 2, 3]}, "input", 400),
+        ({"input": [1, "2"]}, "input", 400),
         ({"input": "x" * 9000}, "input", 400),
         ({"input": "word " * 1000}, "input", 422),  # under the character cap, over 256 tokens
         ({"input": "hi", "encoding_format": "int8"}, "encoding_format", 400),

@@ -26,7 +26,7 @@ from flask import Flask
 from api.inference.errors import QueueFull
 from api.inference.model_server import answers
 from api.inference.registry import models
-from api.inference.service import embed_texts
+from api.inference.service import embed_texts, texts_from_token_ids
 from tests.services import ROOT
 
 SENTENCES = ["The frog became a prince.", "Snow fell on the black window frame.", "Gold."]
@@ -121,6 +121,20 @@ def test_vectors_and_token_counts_equal_the_in_process_model(server, inference_c
     assert remote.token_counts == local.token_counts
     for mine, theirs in zip(remote.vectors, local.vectors, strict=True):
         assert len(mine) == 384
+        assert max(abs(a - b) for a, b in zip(mine, theirs, strict=True)) < 1e-5
+
+
+def test_token_ids_read_with_the_workers_own_tokenizer(server, inference_context):
+    """The worker decodes token ids with its copy of the tokenizer, the server embeds text."""
+    in_process = models.serve("all-minilm-l6-v2", task="embedding").tokenizer
+    assert in_process is not None
+    ids = [in_process.encode(text, add_special_tokens=False).ids for text in SENTENCES]
+    with remote_app(server).app_context():
+        texts = texts_from_token_ids("all-minilm-l6-v2", ids)
+        by_ids = embed_texts("all-minilm-l6-v2", texts)
+        by_text = embed_texts("all-minilm-l6-v2", SENTENCES)
+    assert by_ids.token_counts == by_text.token_counts
+    for mine, theirs in zip(by_ids.vectors, by_text.vectors, strict=True):
         assert max(abs(a - b) for a, b in zip(mine, theirs, strict=True)) < 1e-5
 
 

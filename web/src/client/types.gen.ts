@@ -220,7 +220,10 @@ export type EmailIn = {
 
 export type EmbeddingIn = {
     encoding_format?: 'float' | 'base64';
-    input: string | Array<string>;
+    /**
+     * Text, or token ids of the model's tokenizer without special tokens.
+     */
+    input: string | Array<string> | Array<number> | Array<Array<number>>;
     model?: string | null;
     /**
      * Ignored.
@@ -2244,6 +2247,53 @@ export type GetV1ModelsResponses = {
 };
 
 export type GetV1ModelsResponse = GetV1ModelsResponses[keyof GetV1ModelsResponses];
+
+export type GetV1ModelsByModelIdData = {
+    body?: never;
+    path: {
+        model_id: string;
+    };
+    query?: never;
+    url: '/v1/models/{model_id}';
+};
+
+export type GetV1ModelsByModelIdErrors = {
+    /**
+     * Bad Request
+     */
+    400: ErrorOut;
+    /**
+     * Unauthorized
+     */
+    401: ErrorOut;
+    /**
+     * Forbidden
+     */
+    403: ErrorOut;
+    /**
+     * Not Found
+     */
+    404: ErrorOut;
+    /**
+     * Too Many Requests
+     */
+    429: ErrorOut;
+    /**
+     * Service Unavailable
+     */
+    503: ErrorOut;
+};
+
+export type GetV1ModelsByModelIdError = GetV1ModelsByModelIdErrors[keyof GetV1ModelsByModelIdErrors];
+
+export type GetV1ModelsByModelIdResponses = {
+    /**
+     * OK
+     */
+    200: ModelOut;
+};
+
+export type GetV1ModelsByModelIdResponse = GetV1ModelsByModelIdResponses[keyof GetV1ModelsByModelIdResponses];
 
 export type GetV1TokensData = {
     body?: never;
