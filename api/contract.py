@@ -88,7 +88,13 @@ RATE_LIMIT_HEADERS = {
         ("X-RateLimit-Limit", "Calls allowed in the window."),
         ("X-RateLimit-Remaining", "Calls left in the window."),
         ("X-RateLimit-Reset", "When the window resets (Unix time)."),
+        ("x-ratelimit-limit-requests", "OpenAI's name for X-RateLimit-Limit."),
+        ("x-ratelimit-remaining-requests", "OpenAI's name for X-RateLimit-Remaining."),
     )
+}
+RATE_LIMIT_HEADERS["x-ratelimit-reset-requests"] = {
+    "description": "Time until the window resets, as OpenAI writes it (1s, 6m0s, 1h2m3s).",
+    "schema": {"type": "string", "pattern": "^([0-9]+h)?([0-9]+m)?[0-9]+s$"},
 }
 
 
