@@ -3,7 +3,9 @@
 The files in `nginx/` mark each setting as `@@NAME@@` (nginx's own `$variables` and
 `${variables}` pass through untouched). `render(site, folder)` writes the site file and
 its snippets; the fabfile installs the result, the tests run a real nginx on it. The
-CORS origins are the app's `CORS_ORIGINS`, one exact `map` line each.
+CORS origins are the app's `CORS_ORIGINS`, one exact `map` line each. The app hosts are
+`snippets/upstreams.conf`, a file of their own: the fabfile marks a host `down` there
+while it deploys to it (`set_down`), so nginx sends it nothing until it is ready again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ FAIL_TIMEOUT_S = 5
 # part headers and form fields. nginx's own cap is above the app's, so the app decides.
 MULTIPART_HEADROOM = 64 * 1024
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+_SERVER_LINE = re.compile(r"^([ \t]*)server[ \t]+(\S+)([^;\n]*);", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -53,13 +56,38 @@ def _cors_map(origins: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+def upstream_server(address: str) -> str:
+    """One app host's line in `snippets/upstreams.conf`, in rotation."""
+    return f"server {address} max_fails=1 fail_timeout={FAIL_TIMEOUT_S}s;"
+
+
+def upstream_states(text: str) -> dict[str, bool]:
+    """Each host of an upstreams file and whether nginx may send to it (not `down`)."""
+    return {
+        match.group(2): "down" not in match.group(3).split()
+        for match in _SERVER_LINE.finditer(text)
+    }
+
+
+def set_down(text: str, address: str, down: bool) -> str:
+    """The upstreams file with `address` taken out of rotation (`down`) or put back."""
+    if address not in upstream_states(text):
+        raise ValueError(f"nginx's upstreams list no server {address}")
+
+    def mark(match: re.Match[str]) -> str:
+        indent, server, parameters = match.groups()
+        if server != address:
+            return match.group(0)
+        kept = [word for word in parameters.split() if word != "down"]  # weight= etc. stay
+        return f"{indent}server {' '.join([server, *kept, *(['down'] if down else [])])};"
+
+    return _SERVER_LINE.sub(mark, text)
+
+
 def values(site: Site, snippets: Path) -> dict[str, str]:
     return {
         "CORS_MAP": _cors_map(site.cors_origins),
-        "UPSTREAM_SERVERS": "\n".join(
-            f"    server {host} max_fails=1 fail_timeout={FAIL_TIMEOUT_S}s;"
-            for host in site.upstreams
-        ),
+        "UPSTREAM_SERVERS": "\n".join(upstream_server(host) for host in site.upstreams),
         "API_DOMAIN": site.api_domain,
         "APP_DOMAIN": site.app_domain,
         "CERT": site.cert,

@@ -7,6 +7,7 @@ look at what a deploy left on a host with its own eyes (files, owners, processes
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import signal
@@ -81,18 +82,34 @@ def known_hosts_line(host: str, port: int, public_key: Path) -> str:
     return f"[{host}]:{port} {' '.join(public_key.read_text().split()[:2])}\n"
 
 
-def write_env(path: Path, *, database: str, bind: str, root: Path) -> None:
-    """The app's settings on one host: root-only, as `fab provision` leaves /etc/modelgate/env."""
+def write_env(path: Path, *, database: str, bind: str, root: Path, models: str = "") -> None:
+    """The app's settings on one host: root-only, as `fab provision` leaves /etc/modelgate/env.
+
+    The app logs to `LOG_FILE`, named here as docs/deploy.md says (`fab logs` reads it).
+    """
     path.write_text(
-        f"DATABASE_URL={database}\nREDIS_URL=redis://127.0.0.1:6379/0\nMODELS=\n"
+        f"DATABASE_URL={database}\nREDIS_URL=redis://127.0.0.1:6379/0\nMODELS={models}\n"
         f"GUNICORN_BIND={bind}\nGUNICORN_WORKERS=2\nMODELGATE_ENV=development\n"
         f"SECRET_KEY={'s' * 40}\nJWT_SECRET_KEY={'j' * 40}\nTRUSTED_PROXIES=1\n"
-        f"LOG_FILE={root}/shared/log/app.log\n"
+        f"RATE_LIMIT_DEFAULT=100000/minute\nLOG_FILE={log_file(root)}\n"
     )
     path.chmod(0o600)
 
 
-def write_settings(path: Path, ssh: dict, source: Path, hosts: dict[str, dict[str, str]]) -> Path:
+def log_file(root: Path) -> Path:
+    """Where a test host's app writes its log (not the fabfile's old guess, shared/log/app.log)."""
+    return root / "shared" / "log" / "api.json"
+
+
+def write_settings(
+    path: Path,
+    ssh: dict,
+    source: Path,
+    hosts: dict[str, dict[str, str]],
+    *,
+    keep: int = 3,
+    nginx: dict[str, str] | None = None,
+) -> Path:
     """A deploy.toml for these hosts: `hosts` maps each to its root, bind and env_file."""
     lines = [
         "build_web = false",
@@ -102,10 +119,14 @@ def write_settings(path: Path, ssh: dict, source: Path, hosts: dict[str, dict[st
         f"port = {ssh['port']}",
         "[defaults]",
         f'python = "{sys.executable}"\nservice_user = "{SERVICE_USER}"',
-        'service = "process"\ninstall_requirements = false\nkeep = 3\nready_timeout_s = 40',
+        f'service = "process"\ninstall_requirements = false\nkeep = {keep}',
+        "ready_timeout_s = 120",
         "[provision]",
         f'user = "{SERVICE_USER}"\npackages = []',
     ]
+    if nginx:
+        lines.append("[nginx]")
+        lines += [f"{name} = {json.dumps(value)}" for name, value in nginx.items()]
     for host, values in hosts.items():
         lines.append(f'[hosts."{host}"]')
         lines += [f'{name} = "{value}"' for name, value in values.items()]

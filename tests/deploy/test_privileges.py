@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
+from pathlib import Path
 
 from tests.deploy.hosts import (
     HOSTS,
@@ -35,14 +36,25 @@ def test_the_service_user_writes_its_data_and_never_its_code(
 ):
     host = HOSTS[0]
     root = deploy_area / "root"
-    env = tmp_path / "env"  # 0600 in a folder that only root may enter
+    env = tmp_path / "etc" / "env"  # this host's env_file, where nothing is yet
     values = {"root": str(root), "bind": f"{host}:{free_port()}", "env_file": str(env)}
-    write_env(env, database=live_database, bind=values["bind"], root=root)
     ssh = {**sshd, "user": deploy_user}
     settings = write_settings(tmp_path / "deploy.toml", ssh, ROOT, {host: values})
+    default_env = Path("/etc/modelgate/env")
+    before = default_env.stat() if default_env.exists() else None
     try:
+        # provision makes the host's own env_file, root-only in a root-only folder.
+        done = fab(settings, "provision", hosts=(host,))
+        assert done.returncode == 0, f"fab provision:\n{output(done)}"
+        mode = env.stat()
+        assert (mode.st_mode & 0o777, mode.st_uid, mode.st_gid, mode.st_size) == (0o600, 0, 0, 0)
+        assert env.parent.stat().st_mode & 0o777 == 0o700
+        after = default_env.stat() if default_env.exists() else None
+        assert after == before, "provision wrote /etc/modelgate/env, not the host's env_file"
+        write_env(env, database=live_database, bind=values["bind"], root=root)
+
         # Provisioning again (a second host, a new unit) must not hand the code over either.
-        for task in ("provision", "deploy", "provision"):
+        for task in ("deploy", "provision"):
             done = fab(settings, task, hosts=(host,))
             assert done.returncode == 0, f"fab {task}:\n{output(done)}"
             assert ("migrating the database" in done.stdout) == (task == "deploy")
