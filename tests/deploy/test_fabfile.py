@@ -24,9 +24,10 @@ import pytest
 import requests
 import urllib3
 
-from deploy import fabfile
+from deploy import rotation
 from deploy.nginx_site import FAIL_TIMEOUT_S, Site, set_down, upstream_server, upstream_states
 from deploy.remote import Systemd
+from deploy.settings import host_settings
 from tests.deploy.hosts import HOSTS, fab, log_file, output, stop_app, write_env, write_settings
 from tests.load import live_account
 from tests.nginx.server import API, NGINX, run_nginx, self_signed
@@ -239,15 +240,15 @@ def test_a_drained_host_is_marked_down_and_nothing_else_changes():
 def test_a_host_goes_down_only_once_nginx_can_have_taken_back_the_last(monkeypatch):
     """`settle`, without [nginx]: nginx skips a refused host for FAIL_TIMEOUT_S; stopping the
     next one sooner left it no live upstream (502s under load)."""
-    host = fabfile.host_settings({"defaults": {"root": "/srv/modelgate", "bind": "h:1"}}, "h")
+    host = host_settings({"defaults": {"root": "/srv/modelgate", "bind": "h:1"}}, "h")
     assert host.settle_s > FAIL_TIMEOUT_S
-    monkeypatch.setitem(fabfile._RUN, "ready_at", time.monotonic())  # a host just came up
+    monkeypatch.setitem(rotation._RUN, "ready_at", time.monotonic())  # a host just came up
     short = dataclasses.replace(host, settle_s=0.3)
     started = time.monotonic()
-    fabfile.settle(short)
+    rotation.settle(short)
     assert 0.25 <= time.monotonic() - started < 1.0
     started = time.monotonic()
-    fabfile.settle(short)  # the window has passed: no wait
+    rotation.settle(short)  # the window has passed: no wait
     assert time.monotonic() - started < 0.05
 
 
