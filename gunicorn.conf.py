@@ -41,7 +41,7 @@ def on_starting(server):
     os.makedirs(prometheus_dir, exist_ok=True)
 
     from api.config import Config, ConfigError
-    from api.memory import return_large_blocks
+    from api.process.memory import return_large_blocks
 
     try:
         config = Config()
@@ -56,7 +56,7 @@ def on_starting(server):
     start_model_server(config)
     global ready_announced
     ready_announced = multiprocessing.Value("b", 0)  # shared with every worker forked below
-    return_large_blocks()  # before the workers fork: each inherits it (see api/memory.py)
+    return_large_blocks()  # before the workers fork: each inherits it (see api/process/memory.py)
 
 
 model_server = None  # the supervisor of this master's model server, when there is one

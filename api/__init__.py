@@ -21,21 +21,23 @@ import os
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import guards, jobs, models, observability, validation, web
-from api import openapi as openapi_docs
+from api import models, observability, web
 from api.admin.routes import blueprint as admin
 from api.auth.routes import blueprint as auth
 from api.auth.sessions import init_jwt
 from api.batches.routes import blueprint as batches
 from api.cli import register_commands
 from api.config import Config
-from api.errors import register_error_handlers
+from api.edge import guards, validation
+from api.edge import openapi as openapi_docs
+from api.edge.errors import register_error_handlers
 from api.extensions import cors, db, jwt, limiter, mail, migrate, openapi, redis_client
 from api.files.routes import blueprint as files
 from api.health.routes import blueprint as health
 from api.inference.completions import blueprint as completions
 from api.inference.registry import models as model_registry
 from api.inference.routes import blueprint as inference
+from api.process import jobs
 from api.tokens.routes import blueprint as tokens
 from api.usage.routes import blueprint as usage
 

@@ -9,7 +9,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from api.errors import ValidationFailed
+from api.edge.errors import ValidationFailed
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 

@@ -21,7 +21,7 @@ from prometheus_client import Counter
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-from api.contract import ContractApi
+from api.edge.contract import ContractApi
 from api.observability.metrics import count_rate_limit_rejection
 
 # Explicit constraint names keep Alembic migrations identical on SQLite and PostgreSQL.

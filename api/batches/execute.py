@@ -17,8 +17,8 @@ from typing import Any
 from marshmallow import ValidationError
 
 from api.batches.lines import Line
-from api.errors import APIError, Unprocessable, ValidationFailed, error_body
-from api.guards import check_json
+from api.edge.errors import APIError, Unprocessable, ValidationFailed, error_body
+from api.edge.guards import check_json
 from api.inference import completions, schemas
 from api.inference import openai_format as fmt
 from api.inference.registry import models

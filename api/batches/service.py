@@ -21,17 +21,17 @@ from sqlalchemy import func, select, update
 
 from api.batches.models import ACTIVE_STATUSES, Batch
 from api.db_types import utcnow
-from api.errors import (
+from api.edge.errors import (
     Conflict,
     Forbidden,
     NotFound,
     TooManyRequests,
     Unprocessable,
 )
+from api.edge.paging import page_after
 from api.extensions import db
 from api.files import service as files
 from api.files.schemas import unix
-from api.paging import page_after
 
 log = logging.getLogger(__name__)
 WINDOW_PATTERN = re.compile(r"^([1-9][0-9]{0,4})([smh])$")

@@ -1,7 +1,7 @@
 """The Celery tasks: run a batch, take up batches whose worker went away, purge old files.
 
 Thin wrappers: the work is in `runner.py` and `api/files/service.py`. Each task
-runs in the Flask app's context (`api.jobs`).
+runs in the Flask app's context (`api.process.jobs`).
 """
 
 from __future__ import annotations

@@ -18,18 +18,18 @@ from typing import Protocol
 
 from flask import Response, stream_with_context
 
-from api.budget import api_rate_limit
-from api.errors import APIError, error_body, unexpected
+from api.access.budget import api_rate_limit
+from api.access.ratelimits import inference_slot
+from api.access.security import authenticate, current_principal
+from api.edge.errors import APIError, error_body, unexpected
+from api.edge.validation import Blueprint
 from api.extensions import db
 from api.inference import openai_format as fmt
 from api.inference import schemas, service
 from api.inference.schemas import MAX_TOKENS
 from api.observability.tracing import bind_trace_id, reset_trace_id
-from api.ratelimits import inference_slot
-from api.security import authenticate, current_principal
 from api.usage.metering import Meter, meter, metered
 from api.usage.service import save_history
-from api.validation import Blueprint
 
 blueprint = Blueprint("completions", __name__, url_prefix="/v1", description="Text generation.")
 

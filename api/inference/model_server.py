@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from api.config import Config
-from api.errors import APIError
+from api.edge.errors import APIError
 from api.inference import wire
 from api.inference.batcher import MicroBatcher
 from api.inference.errors import ModelNotFound

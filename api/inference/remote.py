@@ -21,7 +21,7 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-from api.errors import APIError
+from api.edge.errors import APIError
 from api.inference import wire
 from api.inference.errors import DeadlineExceeded, ModelNotFound, ModelUnavailable, QueueFull
 from api.inference.specs import ModelInfo, ModelSpec

@@ -13,8 +13,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
+from api.edge.validation import JsonBoolean, JsonFloat, JsonInteger
 from api.inference import service
-from api.validation import JsonBoolean, JsonFloat, JsonInteger
 
 MAX_INPUTS = 64
 MAX_INPUT_CHARS = 8192

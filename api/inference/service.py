@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from api.errors import Unprocessable, first_problem
+from api.edge.errors import Unprocessable, first_problem
 from api.inference.registry import models
 from api.observability.tracing import bind_trace_id, current_trace_id, reset_trace_id
 

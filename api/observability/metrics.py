@@ -74,7 +74,7 @@ def from_operator_network() -> bool:
 def metrics() -> Response:
     """Expose every metric, summed across gunicorn workers (to operators' networks only)."""
     if not from_operator_network():
-        from api.errors import Forbidden  # here: api.errors imports this package
+        from api.edge.errors import Forbidden  # here: api.edge.errors imports this package
 
         raise Forbidden("Metrics are for operators.", code="operators_only")
     from api.health.service import check_dependencies  # here: it imports the extensions

@@ -8,7 +8,7 @@ import time
 import pytest
 from flask import Flask
 
-from api.errors import Unprocessable
+from api.edge.errors import Unprocessable
 from api.inference.batcher import MicroBatcher
 from api.inference.embedding import EmbeddingModel
 from api.inference.errors import ModelNotFound

@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 
 from api.config import PROJECT_ROOT
-from api.errors import Unprocessable
+from api.edge.errors import Unprocessable
 from api.inference.decoding import IncrementalDecoder, StopSequenceFilter
 from api.inference.errors import DeadlineExceeded
 from api.inference.generation import GenerationStream, TextGenerator

@@ -9,7 +9,7 @@ import re
 import pytest
 from tokenizers import Tokenizer
 
-from api import budget
+from api.access import budget
 from api.inference.specs import locate_minilm
 from tests.auth.conftest import bearer
 from tests.tokens.conftest import make_account
