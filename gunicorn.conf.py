@@ -72,8 +72,8 @@ def start_model_server(config):
     global model_server
     import tempfile
 
-    from api.inference.model_server import start_supervisor
-    from api.inference.specs import parse_model_specs
+    from api.runtime.supervisor import start_supervisor
+    from api.runtime.specs import parse_model_specs
 
     wanted = any(spec.task == "embedding" for spec in parse_model_specs(config.MODELS))
     if not wanted or os.environ.get("MODEL_SERVER", "on") == "off":
@@ -100,7 +100,7 @@ def post_worker_init(worker):
     that died before this one; torch's thread pools do not survive a fork. With a
     model server, an embedding model's "load" waits for the server to answer.
     """
-    from api.inference.registry import models
+    from api.runtime.registry import models
     from api.usage.spool import usage_spool
 
     with worker.wsgi.app_context():

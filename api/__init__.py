@@ -35,9 +35,9 @@ from api.extensions import cors, db, jwt, limiter, mail, migrate, openapi, redis
 from api.files.routes import blueprint as files
 from api.health.routes import blueprint as health
 from api.inference.completions import blueprint as completions
-from api.inference.registry import models as model_registry
 from api.inference.routes import blueprint as inference
 from api.process import jobs
+from api.runtime.registry import models as model_registry
 from api.tokens.routes import blueprint as tokens
 from api.usage.routes import blueprint as usage
 

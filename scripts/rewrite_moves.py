@@ -63,6 +63,16 @@ def rewrite_from_line(line: str, moves: dict[str, str]) -> str:
 
 
 def rewrite(text: str, moves: dict[str, str]) -> str:
+    """Rewrite until nothing changes (a module moved, then a name moved out of it)."""
+    for _ in range(4):
+        new = rewrite_once(text, moves)
+        if new == text:
+            break
+        text = new
+    return text
+
+
+def rewrite_once(text: str, moves: dict[str, str]) -> str:
     text = "\n".join(rewrite_from_line(line, moves) for line in text.split("\n"))
     for old in sorted(moves, key=len, reverse=True):
         new = moves[old]

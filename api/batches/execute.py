@@ -21,7 +21,7 @@ from api.edge.errors import APIError, Unprocessable, ValidationFailed, error_bod
 from api.edge.guards import check_json
 from api.inference import completions, schemas
 from api.inference import openai_format as fmt
-from api.inference.registry import models
+from api.runtime.registry import models
 
 log = logging.getLogger(__name__)
 LINE_DEADLINE_S = 600.0

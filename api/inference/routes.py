@@ -7,9 +7,10 @@ from api.access.ratelimits import inference_slot
 from api.access.security import authenticate, current_principal
 from api.edge.validation import Blueprint
 from api.extensions import db
-from api.inference import cache, schemas, service
 from api.inference import openai_format as fmt
-from api.inference.registry import models
+from api.inference import schemas, service
+from api.runtime import cache
+from api.runtime.registry import models
 from api.usage.metering import meter, metered
 
 blueprint = Blueprint("inference", __name__, url_prefix="/v1", description="Models.")

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from api.edge.errors import Unprocessable, first_problem
-from api.inference.registry import models
 from api.observability.tracing import bind_trace_id, current_trace_id, reset_trace_id
+from api.runtime.registry import models
 
 if TYPE_CHECKING:
-    from api.inference.embedding import EmbeddingModel
-    from api.inference.gate import GenerationGate
-    from api.inference.generation import GenerationStream, TextChunk, TextGenerator
-    from api.inference.metrics import ModelMetrics
+    from api.runtime.gate import GenerationGate
+    from api.runtime.metrics import ModelMetrics
+    from api.runtime.models.embedding import EmbeddingModel
+    from api.runtime.models.generation import GenerationStream, TextChunk, TextGenerator
 
 
 @dataclass(frozen=True)
