@@ -72,8 +72,8 @@ def start_model_server(config):
     global model_server
     import tempfile
 
-    from api.runtime.supervisor import start_supervisor
     from api.runtime.specs import parse_model_specs
+    from api.runtime.supervisor import start_supervisor
 
     wanted = any(spec.task == "embedding" for spec in parse_model_specs(config.MODELS))
     if not wanted or os.environ.get("MODEL_SERVER", "on") == "off":

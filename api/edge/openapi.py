@@ -11,9 +11,9 @@ from __future__ import annotations
 import swagger_ui_bundle
 from flask import Blueprint, Flask, Response, send_from_directory
 
-from api.edge.contract import SECURITY_SCHEMES, ContractPlugin, field_properties
-from api.extensions import openapi
+from api.edge.contract import SECURITY_SCHEMES, ContractApi, ContractPlugin, field_properties
 
+openapi = ContractApi()  # unbound here, like the extensions; bound in `init_app`
 assets = Blueprint("docs_assets", __name__)
 DESCRIPTION = """PyTorch models behind an authenticated, rate-limited, metered API.
 

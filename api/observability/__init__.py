@@ -61,4 +61,3 @@ def init_app(app: Flask) -> None:
     tracing.init_app(app)
     app.before_request(_start_timer)
     app.after_request(log_request)
-    app.register_blueprint(metrics.blueprint)

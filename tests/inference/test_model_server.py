@@ -25,8 +25,8 @@ from flask import Flask
 
 from api.inference.service import embed_texts, texts_from_token_ids
 from api.runtime.errors import QueueFull
-from api.runtime.supervisor import answers
 from api.runtime.registry import models
+from api.runtime.supervisor import answers
 from tests.services import ROOT
 
 SENTENCES = ["The frog became a prince.", "Snow fell on the black window frame.", "Gold."]
