@@ -28,7 +28,7 @@ LINE_DEADLINE_S = 600.0
 
 
 class Interrupted(Exception):
-    """The run must stop here (see runner.Stopped, runner.LeaseLost): never a line's failure."""
+    """The run must stop here (see lease.Stopped, lease.LeaseLost): never a line's failure."""
 
 
 @dataclass(frozen=True)
