@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from api.validation import Id
+from api.edge.validation import Id
 
 
 class UsageArgs(Schema):

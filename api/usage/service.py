@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from api.db_types import utcnow
-from api.errors import NotFound
+from api.edge.errors import NotFound
 from api.extensions import db
 from api.usage.models import HistoryEntry, InferenceRecord, RejectedCalls
 
