@@ -38,7 +38,7 @@ export function Quickstart({ token }: { token?: string }) {
       </div>
       <pre tabIndex={0} aria-label={`${language} example`} data-testid="snippet" className="whitespace-pre-wrap break-all rounded bg-slate-900 p-3 text-xs text-slate-100">{snippets[language]}</pre>
       <div className="flex flex-wrap items-center gap-3">
-        <CopyButton value={snippets[language]} label={`Copy ${language}`} />
+        <CopyButton value={snippets[language]} label={`Copy ${LANGUAGES.find(([key]) => key === language)![1].split(' ')[0]}`} />
         <a href="/docs" className="text-indigo-700 underline">API reference (/docs)</a>
         {!token && <span className="text-slate-600">Set <code>MODELGATE_TOKEN</code> to one of your tokens first.</span>}
       </div>

@@ -144,12 +144,12 @@ export function AdminPage() {
           <ErrorNotice error={usage.error} />
           {all && (
             <>
-              <p className="mb-3 text-sm">{count(all.requests)} calls, {count(all.errors)} errors, {count(all.rejected)} rate limited.</p>
+              <p className="mb-3 text-sm">{count(all.requests)} calls, {count(all.batch)} batch lines, {count(all.errors)} errors, {count(all.rejected)} rate limited.</p>
               {people.length === 0 ? <Empty>No calls yet.</Empty> : (
-                <table className="text-left text-sm" data-testid="usage-per-user">
+                <div className="overflow-x-auto"><table className="text-left text-sm" data-testid="usage-per-user">
                   <thead><tr><th scope="col" className="pr-6">User</th><th scope="col" className="pr-6">Calls</th><th scope="col" className="pr-6">Batch lines</th><th scope="col">Errors</th></tr></thead>
-                  <tbody>{people.map((person) => <tr key={person.userId}><td className="pr-6">{person.email}</td><td className="pr-6">{count(person.calls)}</td><td className="pr-6">{count(person.batch)}</td><td>{count(person.errors)}</td></tr>)}</tbody>
-                </table>
+                  <tbody>{people.map((person) => <tr key={person.userId}><td className="break-all pr-6">{person.email}</td><td className="pr-6">{count(person.calls)}</td><td className="pr-6">{count(person.batch)}</td><td>{count(person.errors)}</td></tr>)}</tbody>
+                </table></div>
               )}
             </>
           )}

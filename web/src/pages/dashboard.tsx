@@ -46,8 +46,8 @@ export function DashboardPage() {
       <div className="mt-6">
         <Card title="Quickstart">
           <p className="mb-3 text-sm">
-            modelgate speaks OpenAI&apos;s API: point any OpenAI client at the base URL with one of your{' '}
-            <Link to="/tokens" className="text-indigo-700 underline">API tokens</Link>.
+            modelgate speaks OpenAI&apos;s API: point any OpenAI client at the base URL with a token of yours (
+            <Link to="/tokens" className="text-indigo-700 underline">create one</Link>).
           </p>
           <Quickstart />
         </Card>

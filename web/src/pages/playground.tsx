@@ -44,6 +44,7 @@ function Storyteller() {
   const [temperature, setTemperature] = useState(0.8)
   const [topP, setTopP] = useState(0.95)
   const [text, setText] = useState('')
+  const [begun, setBegun] = useState('')
   const [state, setState] = useState<'idle' | 'streaming' | 'stopped' | 'done'>('idle')
   const [error, setError] = useState<unknown>(null)
   const controller = useRef<AbortController | null>(null)
@@ -57,6 +58,7 @@ function Storyteller() {
   async function start() {
     controller.current = new AbortController()
     setText('')
+    setBegun(prompt)
     setError(null)
     setState('streaming')
     try {
@@ -90,8 +92,10 @@ function Storyteller() {
           <Button variant="secondary" onClick={() => controller.current?.abort()} disabled={state !== 'streaming'}>Stop</Button>
         </div>
         <ErrorNotice error={error} fields />
-        <div aria-live="polite" aria-busy={state === 'streaming'} data-testid="story" data-state={state} className="min-h-24 whitespace-pre-wrap rounded-md bg-slate-100 p-3 font-serif text-sm">
-          {storyText(text) || (state === 'idle' ? 'The story appears here as it is written.' : '')}
+        <div aria-live="polite" aria-busy={state === 'streaming'} className="min-h-24 whitespace-pre-wrap rounded-md bg-slate-100 p-3 font-serif text-sm">
+          {/* The model continues the text it was given: shown first, in grey, then what it wrote. */}
+          {state !== 'idle' && <span className="text-slate-600">{begun}{storyText(text) !== text ? '\n' : ''}</span>}
+          <span data-testid="story" data-state={state}>{storyText(text) || (state === 'idle' ? 'The story appears here as it is written.' : '')}</span>
         </div>
         {state === 'stopped' && <p role="status" className="text-sm text-slate-600">Stopped.</p>}
         <details>
