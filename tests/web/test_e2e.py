@@ -38,7 +38,9 @@ def make_admin(database_url: str) -> None:
 
 def test_the_whole_journey_in_chromium(tmp_path, live_database, redis_url, redis_db):
     if not Path(CHROMIUM).exists() or not (WEB / "dist" / "index.html").exists():
-        pytest.fail("needs /usr/bin/chromium and a built web/dist (make test installs and builds both)")
+        pytest.fail(
+            "needs /usr/bin/chromium and a built web/dist (make test installs and builds both)"
+        )
     make_admin(live_database)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
