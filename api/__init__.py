@@ -36,6 +36,7 @@ from api.health.routes import blueprint as health
 from api.inference.completions import blueprint as completions
 from api.inference.registry import models as model_registry
 from api.inference.routes import blueprint as inference
+from api.responses.routes import blueprint as responses
 from api.tokens.routes import blueprint as tokens
 from api.usage.routes import blueprint as usage
 
@@ -107,4 +108,5 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     for blueprint in (health, auth, admin, tokens, usage, inference, completions, files, batches):
         openapi.register_blueprint(blueprint)
+    openapi.register_blueprint(responses)
     web.init_app(app)  # last: its catch-all must not shadow the API

@@ -22,6 +22,8 @@ from api.guards import check_json
 from api.inference import completions, schemas
 from api.inference import openai_format as fmt
 from api.inference.registry import models
+from api.responses.batch import respond_line
+from api.responses.schemas import ResponseCreateIn
 
 log = logging.getLogger(__name__)
 LINE_DEADLINE_S = 600.0
@@ -139,6 +141,8 @@ def _embed_all(model_id: str, texts: list[str], checkpoint: Callable[[], None]) 
 def generate_line(line: Line, endpoint: str) -> Outcome:
     """Answer one completion or chat line in full (streaming has no meaning in a file)."""
     try:
+        if endpoint == "/v1/responses":  # the response object, not choices
+            return Outcome(200, *respond_line(_load(ResponseCreateIn(), line.body)))
         chat = endpoint == "/v1/chat/completions"
         body = _load(schemas.ChatCompletionIn() if chat else schemas.CompletionIn(), line.body)
         if body["stream"]:
