@@ -13,109 +13,25 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from api.inference.schemas import (
-    MAX_MESSAGES,
-    MAX_PROMPT_CHARS,
-    MAX_TOKENS,
-    Neutral,
-    StrictSchema,
-)
+from api.inference.schemas import MAX_PROMPT_CHARS, MAX_TOKENS, Neutral, StrictSchema
+from api.responses.items import ROLES, ResponseInput
 from api.validation import JsonBoolean, JsonFloat, JsonInteger
 
-ROLES = ("user", "system", "developer", "assistant")
-TEXT_PARTS = ("input_text", "output_text")
-NOT_TEXT = "Only text is supported: {} is not (see docs/api.md)."
 MAX_METADATA = 16
-NO_NUL = "^[^\\x00]*$"
 
 
-def _text_part(part: Any) -> str:
-    if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-        raise ValidationError({"type": ["Give a part with a type: input_text or output_text."]})
-    if part["type"] not in TEXT_PARTS:
-        raise ValidationError({"type": [NOT_TEXT.format(repr(part["type"])[:40])]})
-    unknown = sorted(set(part) - {"type", "text", "annotations", "logprobs"})
-    if unknown:
-        raise ValidationError({unknown[0]: ["Not supported by modelgate (see docs/api.md)."]})
-    text = part.get("text")
-    if not isinstance(text, str) or len(text) > MAX_PROMPT_CHARS:
-        raise ValidationError(
-            {"text": [f"Give a string of at most {MAX_PROMPT_CHARS} characters."]}
-        )
-    return text
+class Refused(Neutral):
+    """A field accepted only at its neutral value, refused otherwise with why."""
 
+    def __init__(self, *values: Any, reason: str, openapi: dict[str, Any]) -> None:
+        super().__init__(*values, openapi=openapi)
+        self.reason = reason
 
-def _message(item: Any) -> dict[str, str]:
-    """One input item as {"role", "content"}; anything but a text message is refused."""
-    if not isinstance(item, dict):
-        raise ValidationError(["Give a message: {role, content}."])
-    kind = item.get("type", "message")
-    if kind != "message":
-        raise ValidationError({"type": [NOT_TEXT.format(repr(kind)[:40]) + " Only messages."]})
-    unknown = sorted(set(item) - {"type", "role", "content", "id", "status"})
-    if unknown:
-        raise ValidationError({unknown[0]: ["Not supported by modelgate (see docs/api.md)."]})
-    if item.get("role") not in ROLES:
-        raise ValidationError({"role": [f"Must be one of: {', '.join(ROLES)}."]})
-    content = item.get("content")
-    if isinstance(content, str):
-        if len(content) > MAX_PROMPT_CHARS:
-            raise ValidationError({"content": [f"At most {MAX_PROMPT_CHARS} characters."]})
-        return {"role": item["role"], "content": content}
-    if not isinstance(content, list) or not 1 <= len(content) <= MAX_MESSAGES:
-        raise ValidationError({"content": ["Give a string or a list of text parts."]})
-    texts, problems = [], {}
-    for index, part in enumerate(content):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         try:
-            texts.append(_text_part(part))
-        except ValidationError as error:
-            problems[index] = error.messages
-    if problems:
-        raise ValidationError({"content": problems})
-    return {"role": item["role"], "content": "".join(texts)}
-
-
-class ResponseInput(fields.Field):
-    """`input`: a string (one user message) or a list of message items, loaded as messages."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list:
-        if isinstance(value, str):
-            if len(value) > MAX_PROMPT_CHARS:
-                raise ValidationError(f"At most {MAX_PROMPT_CHARS} characters.")
-            return [{"role": "user", "content": value}]
-        if not isinstance(value, list) or not 1 <= len(value) <= MAX_MESSAGES:
-            raise ValidationError(f"Give a string or a list of 1 to {MAX_MESSAGES} messages.")
-        messages, problems = [], {}
-        for index, item in enumerate(value):
-            try:
-                messages.append(_message(item))
-            except ValidationError as error:
-                problems[index] = error.messages
-        if problems:
-            raise ValidationError(problems)
-        return messages
-
-    def openapi_property(self) -> dict[str, Any]:
-        text = {"type": "string", "maxLength": MAX_PROMPT_CHARS, "pattern": NO_NUL}
-        part = {
-            "type": "object",
-            "required": ["type", "text"],
-            "additionalProperties": False,
-            "properties": {"type": {"type": "string", "enum": list(TEXT_PARTS)}, "text": text},
-        }
-        parts = {"type": "array", "items": part, "minItems": 1, "maxItems": MAX_MESSAGES}
-        message = {
-            "type": "object",
-            "required": ["role", "content"],
-            "additionalProperties": False,
-            "properties": {
-                "type": {"type": "string", "enum": ["message"]},
-                "role": {"type": "string", "enum": list(ROLES)},
-                "content": {"oneOf": [text, parts]},
-            },
-        }
-        items = {"type": "array", "items": message, "minItems": 1, "maxItems": MAX_MESSAGES}
-        return {"oneOf": [text, items]}
+            return super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError:
+            raise ValidationError(f"{self.reason} (see docs/api.md).") from None
 
 
 class TextFormatIn(StrictSchema):
@@ -179,12 +95,31 @@ class ResponseCreateIn(StrictSchema):
     user = fields.String(
         load_default=None, validate=validate.Length(max=256), metadata={"description": "Ignored."}
     )
-    background = Neutral(False, openapi={"type": "boolean", "enum": [False]})
-    tools = Neutral([], openapi={"type": "array", "maxItems": 0, "items": {}})
-    tool_choice = Neutral("auto", "none", openapi={"type": "string", "enum": ["auto", "none"]})
+    background = Refused(
+        False,
+        reason="Background responses are not supported; call without `background`",
+        openapi={"type": "boolean", "enum": [False]},
+    )
+    tools = Refused(
+        [],
+        reason="Tools and function calling (file_search, web_search, functions) are not supported",
+        openapi={"type": "array", "maxItems": 0, "items": {}},
+    )
+    tool_choice = Refused(
+        "auto",
+        "none",
+        reason="No tools are supported, so only 'auto' or 'none'",
+        openapi={"type": "string", "enum": ["auto", "none"]},
+    )
     parallel_tool_calls = Neutral(True, False, openapi={"type": "boolean"})
-    include = Neutral([], openapi={"type": "array", "maxItems": 0, "items": {}})
-    top_logprobs = Neutral(0, openapi={"type": "integer", "enum": [0]})
+    include = Refused(
+        [],
+        reason="No extra output (logprobs, reasoning, tool results) is available",
+        openapi={"type": "array", "maxItems": 0, "items": {}},
+    )
+    top_logprobs = Refused(
+        0, reason="Log probabilities are not supported", openapi={"type": "integer", "enum": [0]}
+    )
     service_tier = Neutral(
         "auto", "default", openapi={"type": "string", "enum": ["auto", "default"]}
     )
