@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,6 +28,8 @@ from api.responses.backend import Generation, backend_for
 from api.responses.service import Plan
 from api.usage.metering import Meter
 
+log = logging.getLogger(__name__)
+
 
 class Events:
     """Writes events in order, numbering them from 0."""
@@ -41,9 +44,17 @@ class Events:
 
 
 def response_events(
-    plan: Plan, generation: Generation, pieces: list[str], event: Events, ending: dict
+    plan: Plan,
+    generation: Generation,
+    pieces: list[str],
+    event: Events,
+    finish: Callable[[dict], None],
 ) -> Iterator[str]:
-    """The whole sequence of one response, from `response.created` to its last event."""
+    """The whole sequence of one response, from `response.created` to its last event.
+
+    `finish(final)` runs before the last event, so a response the client sees end is
+    already kept (and a failure to keep it is still reported in-band).
+    """
     item_id = service.new_id("msg")
     started = service.response_body(plan, status="in_progress", output=[])
     yield event("response.created", response=started)
@@ -67,7 +78,7 @@ def response_events(
     final = service.response_body(
         plan, status=status, output=[done], tokens=tokens, incomplete=incomplete
     )
-    ending["response"] = final
+    finish(final)
     yield event(f"response.{status}", response=final)
 
 
@@ -100,6 +111,7 @@ def stream_response(
     held = contextlib.ExitStack()  # released when the stream ends, not when this returns
     held.enter_context(inference_slot(usage.user_id, stream=True))
     cancel = threading.Event()
+    pieces: list[str] = []
     try:
         generation = backend_for(plan.body["model"]).start(
             plan.prepared, temperature=plan.temperature, top_p=plan.top_p, cancel=cancel
@@ -110,12 +122,19 @@ def stream_response(
     usage.model = generation.model
     db.session.commit()  # hold no database transaction open while the stream runs
 
+    ending: dict[str, Any] = {}
+
+    def finish(final: dict) -> None:
+        generation.close()
+        ending["kept"] = True  # once: a failure here is reported in-band, not kept twice
+        keep(plan, generation, "".join(pieces), final)
+
     def events() -> Iterator[str]:
         # The request's trace ends with its view: the stream's log lines and errors keep it.
         trace = bind_trace_id(usage.trace_id)
-        event, pieces, ending = Events(), list[str](), dict[str, Any]()
+        event = Events()
         try:
-            yield from response_events(plan, generation, pieces, event, ending)
+            yield from response_events(plan, generation, pieces, event, finish)
         except Exception as error:  # after the 200: report in-band, as OpenAI does
             failure = error if isinstance(error, APIError) else unexpected(error)
             db.session.rollback()  # the usage row and the stored response need a usable session
@@ -125,7 +144,11 @@ def stream_response(
             cancel.set()  # the client went away, or we are done: stop generating
             generation.close()
             try:
-                keep(plan, generation, "".join(pieces), ending.get("response"))
+                if not ending.get("kept"):  # failed, or the client left (no final object)
+                    keep(plan, generation, "".join(pieces), ending.get("response"))
+            except Exception as error:  # the client has had its answer: log, never cut it
+                db.session.rollback()
+                log.error("response not kept", extra={"error.type": type(error).__name__})
             finally:
                 held.close()
                 reset_trace_id(trace)
