@@ -178,3 +178,26 @@ def test_a_stream_that_fails_after_its_first_event_says_so_in_band(served):
     with app.app_context():
         record = db.session.scalars(select(InferenceRecord)).one()
     assert record.status == 500 and record.trace_id == response.headers["X-Trace-Id"]
+
+
+def test_streams_count_against_the_users_stream_cap_and_a_leaver_stops_it(make_app):
+    app = make_app(MODELS=MODELS, STREAMS_PER_USER=1)
+    account = make_account(app)
+    headers = bearer(account.mint()["token"])
+    body = {"input": "Once", "max_output_tokens": 200, "stream": True}
+    first = account.client.post("/v1/responses", headers=headers, json=body, buffered=False)
+    try:
+        next(first.response)
+        second = create(account, headers, input="Once", stream=True)
+        assert second.status_code == 429
+        assert second.get_json()["error"]["code"] == "too_many_streams"
+    finally:
+        first.close()  # the client leaves: generation stops, nothing is stored
+    again = create(account, headers, input="Once", max_output_tokens=2, stream=True)
+    assert again.status_code == 200 and read_events(again)[-1][0] == "response.incomplete"
+    again.close()
+    with app.app_context():
+        entries = db.session.scalars(select(HistoryEntry).order_by(HistoryEntry.id)).all()
+        stored = db.session.scalars(select(StoredResponse)).all()
+    assert entries[0].finish_reason == "cancelled" and entries[0].completion_tokens < 200
+    assert len(stored) == 1 and stored[0].status == "incomplete"
