@@ -44,6 +44,12 @@ elk/node_modules/.installed: elk/package-lock.json
 	cd elk && npm ci --no-audit --no-fund
 	touch $@
 
+# The official OpenAI Node client, for tests/inference/test_responses_node.py.
+NODE_CLIENT := tests/inference/node/node_modules/.installed
+$(NODE_CLIENT): tests/inference/node/package-lock.json
+	cd tests/inference/node && npm ci --no-audit --no-fund
+	touch $@
+
 web-test: $(WEB)/node_modules/.installed
 	$(NPM) run lint
 	$(NPM) run typecheck
@@ -64,7 +70,7 @@ run: migrate $(WEB)/dist/index.html
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 # The web checks, a fresh build, then every Python test (the browser end to end among them).
-test: $(STAMP) web-test $(WEB)/dist/index.html elk/node_modules/.installed
+test: $(STAMP) web-test $(WEB)/dist/index.html elk/node_modules/.installed $(NODE_CLIENT)
 	$(BIN)/python -m pytest
 
 # The end-to-end run again, keeping its screenshots for the README.

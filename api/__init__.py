@@ -40,6 +40,7 @@ from api.health.routes import blueprint as health
 from api.inference.completions import blueprint as completions
 from api.inference.routes import blueprint as inference
 from api.process import jobs
+from api.responses.routes import blueprint as responses
 from api.runtime.registry import models as model_registry
 from api.tokens.routes import blueprint as tokens
 from api.usage.routes import blueprint as usage
@@ -113,4 +114,5 @@ def register_blueprints(app: Flask) -> None:
     for blueprint in (health, auth, admin, tokens, usage, inference, completions, files, batches):
         openapi.register_blueprint(blueprint)
     app.register_blueprint(health_metrics)  # /metrics: for operators, not in the document
+    openapi.register_blueprint(responses)
     web.init_app(app)  # last: its catch-all must not shadow the API

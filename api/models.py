@@ -9,5 +9,6 @@ def register() -> None:
     import api.auth.models
     import api.batches.models
     import api.files.models
+    import api.responses.models
     import api.tokens.models
     import api.usage.models  # noqa: F401

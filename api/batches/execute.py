@@ -21,6 +21,8 @@ from api.edge.errors import APIError, Unprocessable, ValidationFailed, error_bod
 from api.edge.guards import check_json
 from api.inference import openai_format as fmt
 from api.inference import plans, schemas
+from api.responses.batch import respond_line
+from api.responses.schemas import ResponseCreateIn
 from api.runtime.registry import models
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,8 @@ def _embed_all(model_id: str, texts: list[str], checkpoint: Callable[[], None]) 
 def generate_line(line: Line, endpoint: str) -> Outcome:
     """Answer one completion or chat line in full (streaming has no meaning in a file)."""
     try:
+        if endpoint == "/v1/responses":  # the response object, not choices
+            return Outcome(200, *respond_line(_load(ResponseCreateIn(), line.body)))
         chat = endpoint == "/v1/chat/completions"
         body = _load(schemas.ChatCompletionIn() if chat else schemas.CompletionIn(), line.body)
         if body["stream"]:

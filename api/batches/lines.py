@@ -29,6 +29,7 @@ ENDPOINTS = {
     "/v1/embeddings": "batch_embeddings",
     "/v1/completions": "batch_completions",
     "/v1/chat/completions": "batch_chat_completions",
+    "/v1/responses": "batch_responses",
 }
 
 

@@ -43,6 +43,7 @@ SCOPES = {
     "/v1/embeddings": "embed",
     "/v1/completions": "generate",
     "/v1/chat/completions": "generate",
+    "/v1/responses": "generate",
 }
 
 

@@ -29,7 +29,7 @@ export type BatchCreateIn = {
      * `24h` as OpenAI; also 10s to 168h as `<n>s`, `<n>m`, `<n>h`.
      */
     completion_window: string;
-    endpoint: '/v1/chat/completions' | '/v1/completions' | '/v1/embeddings';
+    endpoint: '/v1/chat/completions' | '/v1/completions' | '/v1/embeddings' | '/v1/responses';
     input_file_id: string;
     /**
      * Up to 16 pairs; keys of at most 64 characters.
@@ -343,6 +343,24 @@ export type HistoryOut = {
     data?: Array<HistoryEntryOut>;
 };
 
+export type InputItemListOut = {
+    data?: Array<InputItemOut>;
+    first_id?: string | null;
+    has_more?: boolean;
+    last_id?: string | null;
+    object?: unknown;
+};
+
+export type InputItemOut = {
+    content?: Array<{
+        [key: string]: unknown;
+    }>;
+    id?: string;
+    role?: 'user' | 'system' | 'developer' | 'assistant';
+    status?: unknown;
+    type?: unknown;
+};
+
 export type LoginIn = {
     email: string;
     password: string;
@@ -374,6 +392,27 @@ export type ModelOut = {
 export type OutputExpiresAfter = {
     anchor: 'created_at';
     seconds: number;
+};
+
+export type OutputMessageOut = {
+    content?: Array<OutputTextOut>;
+    id?: string;
+    role?: unknown;
+    status?: 'in_progress' | 'completed' | 'incomplete';
+    type?: unknown;
+};
+
+export type OutputTextOut = {
+    /**
+     * Always empty.
+     */
+    annotations?: Array<unknown>;
+    /**
+     * Always empty.
+     */
+    logprobs?: Array<unknown>;
+    text?: string;
+    type?: unknown;
 };
 
 export type PaginationMetadata = {
@@ -462,8 +501,116 @@ export type ResetPasswordIn = {
     token: string;
 };
 
+export type ResponseCreateIn = {
+    background?: false | null;
+    include?: Array<unknown> | null;
+    input: string | Array<{
+        content: string | Array<{
+            text: string;
+            type: 'input_text' | 'output_text';
+        }>;
+        role: 'user' | 'system' | 'developer' | 'assistant';
+        type?: 'message';
+    }>;
+    instructions?: string | null;
+    max_output_tokens?: number | null;
+    /**
+     * At most 16 string pairs, kept with the response.
+     */
+    metadata?: {
+        [key: string]: string;
+    } | null;
+    model?: string | null;
+    parallel_tool_calls?: boolean | null;
+    previous_response_id?: string | null;
+    service_tier?: 'auto' | 'default' | null;
+    store?: boolean;
+    stream?: boolean;
+    temperature?: number | null;
+    text?: TextIn | null;
+    tool_choice?: 'auto' | 'none' | null;
+    tools?: Array<unknown> | null;
+    top_logprobs?: 0 | null;
+    top_p?: number | null;
+    /**
+     * `auto` drops the oldest turns that do not fit the window.
+     */
+    truncation?: 'disabled' | 'auto' | null;
+    /**
+     * Ignored.
+     */
+    user?: string | null;
+};
+
+export type ResponseDeletedOut = {
+    deleted?: unknown;
+    id?: string;
+    object?: unknown;
+};
+
 export type ResponseFormatIn = {
     type: 'text';
+};
+
+export type ResponseOut = {
+    background?: boolean;
+    created_at?: number;
+    error?: {
+        [key: string]: unknown;
+    } | null;
+    id?: string;
+    incomplete_details?: {
+        [key: string]: unknown;
+    } | null;
+    instructions?: string | null;
+    max_output_tokens?: number | null;
+    metadata?: {
+        [key: string]: unknown;
+    };
+    model?: string;
+    object?: unknown;
+    output?: Array<OutputMessageOut>;
+    /**
+     * The output's text, joined.
+     */
+    output_text?: string;
+    parallel_tool_calls?: boolean;
+    previous_response_id?: string | null;
+    reasoning?: {
+        [key: string]: unknown;
+    } | null;
+    status?: 'completed' | 'incomplete' | 'failed' | 'in_progress';
+    store?: boolean;
+    temperature?: number;
+    text?: {
+        [key: string]: unknown;
+    };
+    tool_choice?: string;
+    tools?: Array<unknown>;
+    top_p?: number;
+    truncation?: string;
+    usage?: {
+        [key: string]: unknown;
+    } | null | null;
+    user?: string | null;
+};
+
+export type ResponseUsageOut = {
+    input_tokens?: number;
+    /**
+     * `cached_tokens`: 0.
+     */
+    input_tokens_details?: {
+        [key: string]: unknown;
+    };
+    output_tokens?: number;
+    /**
+     * `reasoning_tokens`: 0.
+     */
+    output_tokens_details?: {
+        [key: string]: unknown;
+    };
+    total_tokens?: number;
 };
 
 export type SessionOut = {
@@ -475,6 +622,15 @@ export type SessionOut = {
 
 export type StreamOptions = {
     include_usage?: boolean;
+};
+
+export type TextFormatIn = {
+    type: 'text';
+};
+
+export type TextIn = {
+    format?: TextFormatIn | null;
+    verbosity?: 'medium' | null;
 };
 
 export type TokenCreateIn = {
@@ -2312,6 +2468,212 @@ export type GetV1ModelsByModelIdResponses = {
 };
 
 export type GetV1ModelsByModelIdResponse = GetV1ModelsByModelIdResponses[keyof GetV1ModelsByModelIdResponses];
+
+export type PostV1ResponsesData = {
+    body: ResponseCreateIn;
+    path?: never;
+    query?: never;
+    url: '/v1/responses';
+};
+
+export type PostV1ResponsesErrors = {
+    /**
+     * Bad Request
+     */
+    400: ErrorOut;
+    /**
+     * Unauthorized
+     */
+    401: ErrorOut;
+    /**
+     * Forbidden
+     */
+    403: ErrorOut;
+    /**
+     * Not Found
+     */
+    404: ErrorOut;
+    /**
+     * Request Entity Too Large
+     */
+    413: ErrorOut;
+    /**
+     * Unsupported Media Type
+     */
+    415: ErrorOut;
+    /**
+     * Unprocessable Entity
+     */
+    422: ErrorOut;
+    /**
+     * Too Many Requests
+     */
+    429: ErrorOut;
+    /**
+     * Service Unavailable
+     */
+    503: ErrorOut;
+    /**
+     * Gateway Timeout
+     */
+    504: ErrorOut;
+};
+
+export type PostV1ResponsesError = PostV1ResponsesErrors[keyof PostV1ResponsesErrors];
+
+export type PostV1ResponsesResponses = {
+    /**
+     * The response; with `stream: true`, server-sent events: `response.created` … `response.output_text.delta` … `response.completed` (or `response.incomplete`, or `error` then `response.failed`).
+     */
+    200: ResponseOut;
+};
+
+export type PostV1ResponsesResponse = PostV1ResponsesResponses[keyof PostV1ResponsesResponses];
+
+export type DeleteV1ResponsesByResponseIdData = {
+    body?: never;
+    path: {
+        response_id: string;
+    };
+    query?: never;
+    url: '/v1/responses/{response_id}';
+};
+
+export type DeleteV1ResponsesByResponseIdErrors = {
+    /**
+     * Bad Request
+     */
+    400: ErrorOut;
+    /**
+     * Unauthorized
+     */
+    401: ErrorOut;
+    /**
+     * Forbidden
+     */
+    403: ErrorOut;
+    /**
+     * Not Found
+     */
+    404: ErrorOut;
+    /**
+     * Too Many Requests
+     */
+    429: ErrorOut;
+    /**
+     * Service Unavailable
+     */
+    503: ErrorOut;
+};
+
+export type DeleteV1ResponsesByResponseIdError = DeleteV1ResponsesByResponseIdErrors[keyof DeleteV1ResponsesByResponseIdErrors];
+
+export type DeleteV1ResponsesByResponseIdResponses = {
+    /**
+     * OK
+     */
+    200: ResponseDeletedOut;
+};
+
+export type DeleteV1ResponsesByResponseIdResponse = DeleteV1ResponsesByResponseIdResponses[keyof DeleteV1ResponsesByResponseIdResponses];
+
+export type GetV1ResponsesByResponseIdData = {
+    body?: never;
+    path: {
+        response_id: string;
+    };
+    query?: never;
+    url: '/v1/responses/{response_id}';
+};
+
+export type GetV1ResponsesByResponseIdErrors = {
+    /**
+     * Bad Request
+     */
+    400: ErrorOut;
+    /**
+     * Unauthorized
+     */
+    401: ErrorOut;
+    /**
+     * Forbidden
+     */
+    403: ErrorOut;
+    /**
+     * Not Found
+     */
+    404: ErrorOut;
+    /**
+     * Too Many Requests
+     */
+    429: ErrorOut;
+    /**
+     * Service Unavailable
+     */
+    503: ErrorOut;
+};
+
+export type GetV1ResponsesByResponseIdError = GetV1ResponsesByResponseIdErrors[keyof GetV1ResponsesByResponseIdErrors];
+
+export type GetV1ResponsesByResponseIdResponses = {
+    /**
+     * OK
+     */
+    200: ResponseOut;
+};
+
+export type GetV1ResponsesByResponseIdResponse = GetV1ResponsesByResponseIdResponses[keyof GetV1ResponsesByResponseIdResponses];
+
+export type GetV1ResponsesByResponseIdInputItemsData = {
+    body?: never;
+    path: {
+        response_id: string;
+    };
+    query?: {
+        limit?: number;
+        order?: 'asc' | 'desc';
+        after?: string | null;
+    };
+    url: '/v1/responses/{response_id}/input_items';
+};
+
+export type GetV1ResponsesByResponseIdInputItemsErrors = {
+    /**
+     * Bad Request
+     */
+    400: ErrorOut;
+    /**
+     * Unauthorized
+     */
+    401: ErrorOut;
+    /**
+     * Forbidden
+     */
+    403: ErrorOut;
+    /**
+     * Not Found
+     */
+    404: ErrorOut;
+    /**
+     * Too Many Requests
+     */
+    429: ErrorOut;
+    /**
+     * Service Unavailable
+     */
+    503: ErrorOut;
+};
+
+export type GetV1ResponsesByResponseIdInputItemsError = GetV1ResponsesByResponseIdInputItemsErrors[keyof GetV1ResponsesByResponseIdInputItemsErrors];
+
+export type GetV1ResponsesByResponseIdInputItemsResponses = {
+    /**
+     * OK
+     */
+    200: InputItemListOut;
+};
+
+export type GetV1ResponsesByResponseIdInputItemsResponse = GetV1ResponsesByResponseIdInputItemsResponses[keyof GetV1ResponsesByResponseIdInputItemsResponses];
 
 export type GetV1TokensData = {
     body?: never;
