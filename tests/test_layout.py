@@ -34,7 +34,7 @@ LAYERS = [
         "features",
         [
             *("api.health", "api.auth", "api.admin", "api.usage", "api.files", "api.web"),
-            *("api.inference", "api.batches"),
+            *("api.inference", "api.responses", "api.batches"),
         ],
     ),
     ("composition", ["api.cli", "api.models", "api"]),
@@ -110,7 +110,8 @@ def layer_of(module: str) -> int:
     best, rank = -1, -1
     for position, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
+            nested = prefix != "api" and module.startswith(prefix + ".")  # `api`: the factory only
+            if (module == prefix or nested) and len(prefix) > best:
                 best, rank = len(prefix), position
     return rank
 
