@@ -104,6 +104,8 @@ class OCR:
         """Each line of one RGB image: its four corners and its grey crop."""
         if min(image.size) < 8:  # nothing legible, and smaller than CRAFT's smallest map
             return []
+        if image.mode != "RGB":  # the runtime hands RGB; a caller in-process may not
+            image = image.convert("RGB")
         boxes, quads = self.find_lines(image)
         grey = image.convert("L")
         found = []

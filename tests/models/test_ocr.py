@@ -51,9 +51,13 @@ def test_reads_a_rendered_line_back(ocr: OCR) -> None:
     json.dumps(result)  # what the route will send
 
 
-@pytest.mark.parametrize("size", [(1, 1), (7, 300), (300, 100)], ids=["1x1", "7x300", "blank"])
-def test_an_image_without_text_has_no_lines(ocr: OCR, size: tuple[int, int]) -> None:
-    results = ocr.predict([{"image": Image.new("RGB", size, "white")}])
+@pytest.mark.parametrize(
+    ("mode", "size"),
+    [("RGB", (1, 1)), ("RGB", (7, 300)), ("RGB", (300, 100)), ("L", (64, 64))],
+    ids=["1x1", "7x300", "blank", "grey"],
+)
+def test_an_image_without_text_has_no_lines(ocr: OCR, mode: str, size: tuple[int, int]) -> None:
+    results = ocr.predict([{"image": Image.new(mode, size, "white")}])
 
     assert results == [{"lines": [], "text": ""}]
 
