@@ -11,7 +11,7 @@ WEB    := web
 NPM    := cd $(WEB) && npm
 WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/package-lock.json -type f 2>/dev/null)
 
-.PHONY: run test web-test lint format migrate bench bench-batch load soak audit fuzz clean client screenshots
+.PHONY: run test web-test lint format migrate bench bench-batch load soak audit fuzz clean client screenshots ocr-cer
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -87,6 +87,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/hotpath.py
 	$(BIN)/python bench/batch.py
 
+# The OCR example's character error rate on text it renders itself (models/ocr/README.md):
+# clean and noisy renders, images/s, setup time and memory, the handler called in-process.
+ocr-cer: $(STAMP)
+	$(BIN)/python -m models.ocr.evaluate
+
 # A 10,000-line embeddings batch through a Celery worker against the raw model at batch 32.
 bench-batch: $(STAMP)
 	$(BIN)/python bench/batch.py
@@ -111,11 +116,11 @@ audit: $(STAMP) $(WEB)/node_modules/.installed
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check api tests deploy bench
+	$(BIN)/ruff format --check api tests deploy bench models
 	$(BIN)/mypy api
 
 format: $(STAMP)
-	$(BIN)/ruff format api tests deploy bench
+	$(BIN)/ruff format api tests deploy bench models
 	$(BIN)/ruff check --fix .
 
 clean:
