@@ -38,6 +38,7 @@ class HandlerRunner:
     ) -> None:
         self.handler = handler
         self.declaration = declaration
+        self.busy_since: float | None = None  # when the running batch began (hang watch)
         guard_pixels(declaration)
         self.batcher: MicroBatcher[dict[str, Any], Encoded] = MicroBatcher(
             self._run_batch,
@@ -49,6 +50,7 @@ class HandlerRunner:
         )
 
     def _run_batch(self, items: list[dict[str, Any]]) -> list[Encoded]:
+        self.busy_since = time.monotonic()
         try:
             results = self.handler.predict(items)
         except Exception as error:
@@ -68,6 +70,8 @@ class HandlerRunner:
                 },
             )
             raise HandlerFailed() from None
+        finally:
+            self.busy_since = None
         if not isinstance(results, list | tuple) or len(results) != len(items):
             log.error(
                 "handler predict returned the wrong number of results",

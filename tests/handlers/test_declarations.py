@@ -112,3 +112,24 @@ def test_a_bad_target_is_a_config_error(target, said):
 
 def test_split_target_keeps_the_colon_of_the_class_only():
     assert split_target("x", "/a/b.py:C") == ("/a/b.py", "C")
+
+
+def test_a_models_line_names_the_handler_and_its_settings():
+    from api.handlers.specs import handler_entries
+
+    found = handler_entries(
+        "storyteller, tiny=handler:/srv/tiny.py:Tiny max_batch_size=8 device=cuda timeout_s=5,"
+        "other=handler:pkg.mod:Other"
+    )
+    assert list(found) == ["tiny", "other"]
+    assert found["tiny"].target == "/srv/tiny.py:Tiny" and found["tiny"].timeout_s == 5
+    assert found["tiny"].overrides == {"max_batch_size": 8, "device": "cuda"}
+    for bad, said in (
+        ("x=handler:/srv/t.py:T color=red", "'color=red' is not a setting"),
+        ("x=handler:/srv/t.py:T max_queue=0", "max_queue must be positive"),
+        ("x=handler:/srv/t.py:T max_wait_ms=soon", "max_wait_ms must be a number"),
+        ("x=handler:t.py:T", "must be absolute"),
+    ):
+        with pytest.raises(ConfigError, match="model 'x'") as raised:
+            handler_entries(bad)
+        assert said in str(raised.value)
