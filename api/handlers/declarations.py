@@ -198,7 +198,7 @@ def field_spec(raw: Any, *, is_input: bool) -> FieldSpec:
 def _fields(model_id: str, raw: Any, what: str) -> tuple[FieldSpec, ...]:
     if not isinstance(raw, list | tuple) or not raw:
         raise ConfigError(f"model {model_id!r}: {what} must be a non-empty list of dicts")
-    specs = []
+    specs: list[FieldSpec] = []
     for index, item in enumerate(raw):
         try:
             spec = field_spec(item, is_input=what == "inputs")

@@ -134,7 +134,7 @@ def encode_outputs(declaration: Declaration, result: Any) -> tuple[dict[str, Any
     units = result.get(UNITS_KEY, 1)
     if isinstance(units, bool) or not isinstance(units, int) or units < 0:
         raise HandlerFault(f"{UNITS_KEY} must be a whole number of 0 or more")
-    outputs = {}
+    outputs: dict[str, Any] = {}
     for spec in declaration.outputs:
         if spec.name not in result or result[spec.name] is None:
             if spec.required:

@@ -1,0 +1,92 @@
+"""`POST /v1/models/{id}/predict`: run a handler model on one item (JSON or multipart).
+
+JSON: `{"image": "<base64 or data: URL>", "threshold": 0.3}`; multipart: one part per
+field, files for images (`curl -F image=@page.png -F threshold=0.3`). The answer is
+`{"model", "outputs", "usage": {"units", "unit"}, "trace_id"}`. An API token needs
+the `predict` scope. The exact body of each model is in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import current_app, request
+
+from api.budget import api_rate_limit
+from api.errors import UnsupportedMediaType, ValidationFailed
+from api.extensions import db
+from api.handlers import service
+from api.handlers.registry import HandlerModels
+from api.observability.tracing import current_trace_id
+from api.ratelimits import inference_slot
+from api.security import authenticate, current_principal
+from api.usage.metering import meter, metered
+from api.validation import Blueprint
+
+blueprint = Blueprint("predict", __name__, url_prefix="/v1", description="Handler models.")
+
+
+def handler_models() -> HandlerModels:
+    """This app's handler models (made on first use from MODELS and HANDLER_SOCKET_DIR)."""
+    extensions = current_app.extensions
+    if "handler_models" not in extensions:
+        config = current_app.config
+        extensions["handler_models"] = HandlerModels(
+            config["MODELS"], config.get("HANDLER_SOCKET_DIR")
+        )
+    return extensions["handler_models"]
+
+
+def _read_body() -> tuple[dict[str, Any], dict[str, bytes], bool]:
+    """The request's fields and files, and whether it was a multipart form."""
+    if request.mimetype == "multipart/form-data":
+        fields: dict[str, Any] = {}
+        for name in request.form:
+            values = request.form.getlist(name)
+            if len(values) > 1:
+                raise ValidationFailed(details={name: ["Give this field once."]})
+            fields[name] = values[0]
+        files = {}
+        for name in request.files:
+            uploads = request.files.getlist(name)
+            if len(uploads) > 1 or name in fields:
+                raise ValidationFailed(details={name: ["Give this field once."]})
+            files[name] = uploads[0].read()
+        return fields, files, True
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ValidationFailed(details={"_body": ["Send a JSON object of the model's inputs."]})
+        return body, {}, False
+    raise UnsupportedMediaType(
+        "Send the inputs as JSON or multipart/form-data.",
+        details={"content_type": request.mimetype or None},
+    )
+
+
+@blueprint.route("/models/<string(maxlength=64):model_id>/predict", methods=["POST"])
+@authenticate(scope="predict")
+@metered("predict")
+@api_rate_limit
+@blueprint.errors(400, 404, 413, 415, 422, 500, 503, 504)
+@blueprint.doc(operationId="predict")
+def predict(model_id: str):
+    """Run a handler model on one item; the body is the model's declared inputs."""
+    models = handler_models()
+    if model_id in models:
+        meter().model = model_id
+    deadline = time.monotonic() + current_app.config["INFERENCE_TIMEOUT_S"]
+    fields, files, from_form = _read_body()
+    db.session.commit()  # give the connection back while the model runs
+    with inference_slot(current_principal().user_id):
+        result = service.predict(
+            models, model_id, fields, files, from_form=from_form, deadline=deadline
+        )
+    meter().units = result.units
+    return {
+        "model": result.model,
+        "outputs": result.outputs,
+        "usage": {"units": result.units, "unit": result.unit},
+        "trace_id": current_trace_id(),
+    }
