@@ -41,7 +41,7 @@ def on_starting(server):
     os.makedirs(prometheus_dir, exist_ok=True)
 
     from api.config import Config, ConfigError
-    from api.memory import return_large_blocks
+    from api.process.memory import return_large_blocks
 
     try:
         config = Config()
@@ -56,7 +56,7 @@ def on_starting(server):
     start_model_server(config)
     global ready_announced
     ready_announced = multiprocessing.Value("b", 0)  # shared with every worker forked below
-    return_large_blocks()  # before the workers fork: each inherits it (see api/memory.py)
+    return_large_blocks()  # before the workers fork: each inherits it (see api/process/memory.py)
 
 
 model_server = None  # the supervisor of this master's model server, when there is one
@@ -72,8 +72,8 @@ def start_model_server(config):
     global model_server
     import tempfile
 
-    from api.inference.model_server import start_supervisor
-    from api.inference.specs import parse_model_specs
+    from api.runtime.specs import parse_model_specs
+    from api.runtime.supervisor import start_supervisor
 
     wanted = any(spec.task == "embedding" for spec in parse_model_specs(config.MODELS))
     if not wanted or os.environ.get("MODEL_SERVER", "on") == "off":
@@ -100,7 +100,7 @@ def post_worker_init(worker):
     that died before this one; torch's thread pools do not survive a fork. With a
     model server, an embedding model's "load" waits for the server to answer.
     """
-    from api.inference.registry import models
+    from api.runtime.registry import models
     from api.usage.spool import usage_spool
 
     with worker.wsgi.app_context():

@@ -21,21 +21,26 @@ import os
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import guards, jobs, models, observability, validation, web
-from api import openapi as openapi_docs
+from api import models, observability, web
 from api.admin.routes import blueprint as admin
 from api.auth.routes import blueprint as auth
 from api.auth.sessions import init_jwt
+from api.batches import tasks as batch_tasks  # noqa: F401 - Celery tasks, for jobs.init_app
 from api.batches.routes import blueprint as batches
 from api.cli import register_commands
 from api.config import Config
-from api.errors import register_error_handlers
-from api.extensions import cors, db, jwt, limiter, mail, migrate, openapi, redis_client
+from api.edge import guards, validation
+from api.edge import openapi as openapi_docs
+from api.edge.errors import register_error_handlers
+from api.edge.openapi import openapi
+from api.extensions import cors, db, jwt, limiter, mail, migrate, redis_client
 from api.files.routes import blueprint as files
+from api.health.metrics import blueprint as health_metrics
 from api.health.routes import blueprint as health
 from api.inference.completions import blueprint as completions
-from api.inference.registry import models as model_registry
 from api.inference.routes import blueprint as inference
+from api.process import jobs
+from api.runtime.registry import models as model_registry
 from api.tokens.routes import blueprint as tokens
 from api.usage.routes import blueprint as usage
 
@@ -107,4 +112,5 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     for blueprint in (health, auth, admin, tokens, usage, inference, completions, files, batches):
         openapi.register_blueprint(blueprint)
+    app.register_blueprint(health_metrics)  # /metrics: for operators, not in the document
     web.init_app(app)  # last: its catch-all must not shadow the API

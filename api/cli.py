@@ -9,7 +9,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from api.errors import ValidationFailed
+from api.edge.errors import ValidationFailed
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 
@@ -58,7 +58,7 @@ def _read_new_password(from_stdin: bool) -> str:
 @click.argument("path", type=click.Path(dir_okay=False, writable=True))
 def write_openapi_command(path: str) -> None:
     """Write the OpenAPI document to PATH (the web app's client is generated from it)."""
-    from api.extensions import openapi
+    from api.edge.openapi import openapi
 
     with open(path, "w", encoding="utf-8") as file:
         json.dump(openapi.spec.to_dict(), file, indent=2, sort_keys=True, ensure_ascii=False)

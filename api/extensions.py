@@ -21,7 +21,6 @@ from prometheus_client import Counter
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-from api.contract import ContractApi
 from api.observability.metrics import count_rate_limit_rejection
 
 # Explicit constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
@@ -90,4 +89,3 @@ limiter = Limiter(key_func=get_remote_address, on_breach=count_rate_limit_reject
 mail = Mail()
 cors = CORS()
 redis_client = RedisClient()
-openapi = ContractApi()

@@ -128,9 +128,9 @@ def alternate(rounds: int, **loads: Callable[[], Load]) -> dict[str, Load]:
 
 def load_raw_model():  # type: ignore[no-untyped-def]
     """The embedding model in this process, with all the cores (the workers share them)."""
-    from api.inference.embedding import EmbeddingModel
-    from api.inference.runtime import configure_torch
-    from api.inference.specs import locate_minilm
+    from api.runtime.devices import configure_torch
+    from api.runtime.models.embedding import EmbeddingModel
+    from api.runtime.specs import locate_minilm
 
     os.environ["GUNICORN_WORKERS"] = "1"
     configure_torch()

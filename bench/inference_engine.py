@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 if TYPE_CHECKING:
-    from api.inference.embedding import EmbeddingModel
+    from api.runtime.models.embedding import EmbeddingModel
 
 SENTENCES = [
     "A man is playing a guitar on the street corner.",
@@ -64,9 +64,9 @@ def main() -> None:
 
     import torch
 
-    from api.inference.embedding import EmbeddingModel
-    from api.inference.runtime import configure_torch
-    from api.inference.specs import locate_minilm
+    from api.runtime.devices import configure_torch
+    from api.runtime.models.embedding import EmbeddingModel
+    from api.runtime.specs import locate_minilm
 
     configure_torch()
     loading = time.perf_counter()

@@ -22,7 +22,7 @@ import requests
 from api import create_app
 from api.config import TestConfig
 from api.extensions import db
-from api.inference.errors import RETRY_AFTER_S
+from api.runtime.errors import RETRY_AFTER_S
 from tests.auth.conftest import PASSWORD
 from tests.nginx.server import API
 from tests.stack import Stack

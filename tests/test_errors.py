@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from api.errors import Conflict, ValidationFailed
+from api.edge.errors import Conflict, ValidationFailed
 
 
 def assert_error(response, status: int, code: str) -> dict:

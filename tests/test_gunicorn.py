@@ -73,7 +73,9 @@ def test_two_workers_count_every_request_once_and_share_the_log_file(tmp_path, s
 
 
 def test_a_worker_gives_back_the_memory_of_password_hashes(tmp_path, sqlite_template):
-    """Each login's argon2 hash takes 19 MiB; no thread of the worker may keep it (api/memory.py).
+    """Each login's argon2 hash takes 19 MiB; no thread of the worker may keep it.
+
+    (api/process/memory.py)
 
     glibc's default keeps it in each thread's arena: 8 logins at once would leave the
     worker up to 152 MiB larger, for good.

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import current_app
 
+from api.access.security import authenticate, current_principal
 from api.admin import schemas, service
-from api.http import current_client
-from api.security import authenticate, current_principal
+from api.edge.http import current_client
+from api.edge.validation import Blueprint
 from api.usage import service as usage
 from api.usage.schemas import UsageOut
-from api.validation import Blueprint
 
 blueprint = Blueprint("admin", __name__, url_prefix="/v1/admin", description="Administration.")
 

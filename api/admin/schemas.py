@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from api.auth.models import ROLES
 from api.auth.schemas import UserOut
-from api.validation import Id, JsonBoolean, RateLimit
+from api.edge.validation import Id, JsonBoolean, RateLimit
 
 
 class UserListArgs(Schema):

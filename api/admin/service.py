@@ -10,7 +10,7 @@ from api.auth.passwords import hash_password, password_problem
 from api.auth.service import find_user_by_email, normalise_email
 from api.auth.sessions import revoke_user_sessions
 from api.db_types import utcnow
-from api.errors import Conflict, NotFound, ValidationFailed
+from api.edge.errors import Conflict, NotFound, ValidationFailed
 from api.extensions import db
 from api.tokens.cache import bump_auth_epoch
 

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from api.audit.models import AuditEvent
+from api.edge.http import Client
 from api.extensions import db
 from api.observability.tracing import current_trace_id
-
-
-@dataclass(frozen=True)
-class Client:
-    """Where a request came from, as far as the audit trail cares."""
-
-    ip: str | None = None
-    user_agent: str | None = None
 
 
 def record_event(

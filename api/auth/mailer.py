@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from flask import current_app
 from flask_mail import Message
 
-from api import background
 from api.extensions import mail
+from api.process import background
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,13 @@ from flask_jwt_extended import (
 )
 from flask_limiter.util import get_remote_address
 
-from api import background
+from api.access.ratelimits import client_ip
+from api.access.security import authenticate, current_principal
 from api.auth import schemas, service, sessions
+from api.edge.http import current_client, json_field
+from api.edge.validation import Blueprint
 from api.extensions import limiter
-from api.http import current_client, json_field
-from api.ratelimits import client_ip
-from api.security import authenticate, current_principal
-from api.validation import Blueprint
+from api.process import background
 
 blueprint = Blueprint("auth", __name__, url_prefix="/v1/auth", description="Accounts and sessions.")
 

@@ -3,7 +3,7 @@
 No function here touches the request; routes pass the caller's `Client`. Every
 answer about an email address is the same whether or not an account exists, and
 costs the same: a password is always hashed or verified, and resend and
-forgot-password run off the request path (`api.background`) for every address.
+forgot-password run off the request path (`api.process.background`) for every address.
 Mail to one address stops past `EMAIL_ACTION_LIMIT`; the answer does not change.
 Each email token is spent with one conditional UPDATE, so it works once even
 under concurrent use.
@@ -20,6 +20,7 @@ from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from api.access.ratelimits import allow
 from api.audit.service import Client, record_event
 from api.auth import emails
 from api.auth.mailer import send_email
@@ -33,9 +34,8 @@ from api.auth.passwords import (
 )
 from api.auth.sessions import Tokens, revoke_user_sessions, start_session
 from api.db_types import utcnow
-from api.errors import Forbidden, Unauthorized, Unprocessable
+from api.edge.errors import Forbidden, Unauthorized, Unprocessable
 from api.extensions import db
-from api.ratelimits import allow
 from api.tokens.cache import bump_auth_epoch
 from api.tokens.service import revoke_user_tokens
 

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from api.audit.service import Client, record_event
 from api.auth.models import AuthSession, User
 from api.db_types import utcnow
-from api.errors import Unauthorized, error_response
+from api.edge.errors import Unauthorized, error_response
 from api.extensions import db, redis_client
 
 REVOKED_KEY = "mg:session:revoked:{}"

@@ -17,18 +17,18 @@ from typing import Any
 from marshmallow import ValidationError
 
 from api.batches.lines import Line
-from api.errors import APIError, Unprocessable, ValidationFailed, error_body
-from api.guards import check_json
-from api.inference import completions, schemas
+from api.edge.errors import APIError, Unprocessable, ValidationFailed, error_body
+from api.edge.guards import check_json
 from api.inference import openai_format as fmt
-from api.inference.registry import models
+from api.inference import plans, schemas
+from api.runtime.registry import models
 
 log = logging.getLogger(__name__)
 LINE_DEADLINE_S = 600.0
 
 
 class Interrupted(Exception):
-    """The run must stop here (see runner.Stopped, runner.LeaseLost): never a line's failure."""
+    """The run must stop here (see lease.Stopped, lease.LeaseLost): never a line's failure."""
 
 
 @dataclass(frozen=True)
@@ -143,12 +143,12 @@ def generate_line(line: Line, endpoint: str) -> Outcome:
         body = _load(schemas.ChatCompletionIn() if chat else schemas.CompletionIn(), line.body)
         if body["stream"]:
             raise ValidationFailed(details={"stream": ["A batch line cannot stream."]})
-        choices, options = completions.plan_chat(body) if chat else completions.plan_text(body)
+        choices, options = plans.plan_chat(body) if chat else plans.plan_text(body)
         deadline = time.monotonic() + LINE_DEADLINE_S
-        results = completions.generate_all(body["model"], choices, options, deadline)
+        results = plans.generate_all(body["model"], choices, options, deadline)
     except Exception as error:
         return _failure(error)
-    shape = completions.CHAT if chat else completions.TEXT
+    shape = plans.CHAT if chat else plans.TEXT
     tokens_in = sum(result.prompt_tokens for result in results)
     tokens_out = sum(result.completion_tokens for result in results)
     answer = shape.body(

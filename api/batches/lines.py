@@ -2,7 +2,7 @@
 
 A line is `{"custom_id": str, "method": "POST", "url": <the batch's endpoint>, "body": {…}}`,
 cut as `api.files.jsonl` defines, at most one request's size (`MAX_BODY_BYTES`), and
-its envelope passes the same edge rules as a request (`api.guards`). A file that
+its envelope passes the same edge rules as a request (`api.edge.guards`). A file that
 breaks these rules fails the whole batch, with each problem's line number in the
 batch's `errors` (the first `MAX_REPORTED` of them). A body that is
 an object but not a valid request is the line's own failure: it is answered in the
@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from api.errors import APIError
+from api.edge.errors import APIError
+from api.edge.guards import MAX_JSON_DEPTH, check_json, string_problem
 from api.files.jsonl import JSON_WHITESPACE, RawLine, read_lines
-from api.guards import MAX_JSON_DEPTH, check_json, string_problem
 
 MAX_LINES = 50_000
 MAX_EMBEDDING_INPUTS = 50_000

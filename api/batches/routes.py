@@ -5,12 +5,12 @@ An API token needs the `batch` scope for every route here.
 
 from __future__ import annotations
 
+from api.access.budget import api_rate_limit
+from api.access.security import authenticate, current_principal
 from api.batches import schemas, service
-from api.budget import api_rate_limit
+from api.edge.paging import list_object
+from api.edge.validation import Blueprint
 from api.observability.tracing import current_trace_id
-from api.paging import list_object
-from api.security import authenticate, current_principal
-from api.validation import Blueprint
 
 blueprint = Blueprint("batches", __name__, url_prefix="/v1/batches", description="Batches.")
 BATCH_ID = "<string(maxlength=64):batch_id>"

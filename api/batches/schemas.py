@@ -7,8 +7,8 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 
 from api.batches.lines import ENDPOINTS
+from api.edge.validation import JsonInteger
 from api.files.schemas import MAX_EXPIRY_S, MIN_EXPIRY_S, PageArgs, PageOut
-from api.validation import JsonInteger
 
 STATUSES = [
     "validating",

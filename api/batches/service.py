@@ -1,7 +1,7 @@
 """Batches: create (within the daily quota), read, list and cancel; the worker runs them.
 
 Creating a batch stores its row and queues it on Celery; if the broker cannot take
-it, the row is enough: `tasks.recover_batches` queues every batch whose lease (or
+it, the row is enough: `tasks.recover_batches_task` queues every batch whose lease (or
 queue grace) has lapsed. Lines draw on `BATCH_DAILY_LINES` per user and UTC day,
 counted at creation from the input file's lines, never on the per-minute limit, and
 a user has at most `BATCH_ACTIVE_PER_USER` unfinished batches. Those checks run under
@@ -20,27 +20,23 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from api.batches.models import ACTIVE_STATUSES, Batch
+from api.batches.tasks import enqueue, queue_grace
 from api.db_types import utcnow
-from api.errors import (
+from api.edge.errors import (
     Conflict,
     Forbidden,
     NotFound,
     TooManyRequests,
     Unprocessable,
 )
+from api.edge.paging import page_after
 from api.extensions import db
 from api.files import service as files
 from api.files.schemas import unix
-from api.paging import page_after
 
 log = logging.getLogger(__name__)
 WINDOW_PATTERN = re.compile(r"^([1-9][0-9]{0,4})([smh])$")
 MIN_WINDOW_S, MAX_WINDOW_S = 10, 7 * 86400
-
-
-def queue_grace() -> timedelta:
-    """How long a queued batch waits for a worker before the recovery queues it again."""
-    return timedelta(seconds=current_app.config["BATCH_QUEUE_GRACE_S"])
 
 
 SCOPES = {
@@ -172,19 +168,6 @@ def create_batch(
     db.session.commit()
     enqueue(batch.id)
     return batch
-
-
-def enqueue(batch_id: str) -> None:
-    """Hand the batch to a worker; a broker that is down only delays it (see recovery)."""
-    from api.batches.tasks import run_batch_task
-
-    try:
-        run_batch_task.delay(batch_id)
-    except Exception as error:
-        log.warning(
-            "batch not queued: the broker is unavailable",
-            extra={"error.type": type(error).__name__, "event.action": "batch-queue"},
-        )
 
 
 def find_batch(user_id: int, batch_id: str) -> Batch:

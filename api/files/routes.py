@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from flask import Response
 
-from api.budget import api_rate_limit
+from api.access.budget import api_rate_limit
+from api.access.security import authenticate, current_principal
+from api.edge.paging import list_object
+from api.edge.validation import Blueprint
 from api.files import schemas, service
 from api.files.storage import read_chunks
-from api.paging import list_object
-from api.security import authenticate, current_principal
-from api.validation import Blueprint
 
 blueprint = Blueprint("files", __name__, url_prefix="/v1/files", description="Files.")
 

@@ -8,8 +8,8 @@ from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.datastructures import FileStorage
 
+from api.edge.guards import string_problem
 from api.files.models import StoredFile
-from api.guards import string_problem
 
 FILE_ID_PATTERN = "^file-[A-Za-z0-9]{1,36}$"
 MIN_EXPIRY_S, MAX_EXPIRY_S = 3600, 30 * 86400

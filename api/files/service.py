@@ -23,12 +23,12 @@ from sqlalchemy import func, select, update
 
 from api.auth.models import User
 from api.db_types import utcnow
-from api.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
+from api.edge.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
+from api.edge.paging import page_after
 from api.extensions import db
 from api.files.jsonl import LineCounter
 from api.files.models import StoredFile
 from api.files.storage import file_storage, read_chunks
-from api.paging import page_after
 
 log = logging.getLogger(__name__)
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from api.errors import ServiceUnavailable
+from api.edge.errors import ServiceUnavailable
+from api.edge.validation import Blueprint
 from api.health import schemas
 from api.health.service import check_dependencies
 from api.observability.metrics import from_operator_network
-from api.validation import Blueprint
 
 blueprint = Blueprint("health", __name__, description="Liveness and readiness probes.")
 

@@ -1,8 +1,6 @@
-"""Inference: the PyTorch models behind `/v1/embeddings`, `/v1/completions` and `/v1/models`.
+"""Inference over HTTP: `/v1/embeddings`, `/v1/completions`, `/v1/chat/completions`, `/v1/models`.
 
-`specs` reads the `MODELS` setting, `embedding` and `generation` wrap the loaded
-models, `batcher` and `gate` decide when concurrent requests reach them,
-`registry` owns the loaded models of a worker process and `service` is what the
-routes call. Nothing here loads a model or imports torch at import time: models
-load in `ModelRegistry.load_all` (at start) or on first use.
+`routes` and `completions` are the blueprints, `schemas` (with `fields`) their
+contract, `service` what they call, `openai_format` the answers' OpenAI shape. The
+models themselves are run by the runtime (`api.runtime`), which knows no requests.
 """

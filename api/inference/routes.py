@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from api.budget import api_rate_limit
+from api.access.budget import api_rate_limit
+from api.access.ratelimits import inference_slot
+from api.access.security import authenticate, current_principal
+from api.edge.validation import Blueprint
 from api.extensions import db
-from api.inference import cache, schemas, service
 from api.inference import openai_format as fmt
-from api.inference.registry import models
-from api.ratelimits import inference_slot
-from api.security import authenticate, current_principal
+from api.inference import schemas, service
+from api.runtime import cache
+from api.runtime.registry import models
 from api.usage.metering import meter, metered
-from api.validation import Blueprint
 
 blueprint = Blueprint("inference", __name__, url_prefix="/v1", description="Models.")
 

@@ -26,7 +26,7 @@ def log_request(response: Response) -> Response:
     metrics.observe_request(request.method, route, response.status_code, duration_ns / 1e9)
     # Flask-Limiter keeps its fallback state privately; mirror it (and ours) for alerting.
     degraded = getattr(limiter, "_storage_dead", False) or current_app.extensions.get(
-        "budget_degraded"  # set by api.budget
+        "budget_degraded"  # set by api.access.budget
     )
     metrics.RATE_LIMIT_DEGRADED.set(1 if degraded else 0)
     access_log.info(
@@ -61,4 +61,3 @@ def init_app(app: Flask) -> None:
     tracing.init_app(app)
     app.before_request(_start_timer)
     app.after_request(log_request)
-    app.register_blueprint(metrics.blueprint)

@@ -1,4 +1,4 @@
-"""Prometheus metrics and the `/metrics` endpoint.
+"""Prometheus metrics (the `/metrics` endpoint that exposes them: `api/health/metrics.py`).
 
 Under gunicorn, `PROMETHEUS_MULTIPROC_DIR` is set by `gunicorn.conf.py` before the
 app is imported, so every worker writes its samples there and `/metrics` adds them
@@ -12,18 +12,12 @@ Nginx keeps it off the public site as well.
 from __future__ import annotations
 
 import ipaddress
-import os
 
-from flask import Blueprint, Response, current_app, request
+from flask import current_app, request
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
-    multiprocess,
 )
 
 UNMATCHED_ROUTE = "<unmatched>"
@@ -41,21 +35,11 @@ REQUESTS = Counter(
     ["method", "route", "status"],
 )
 
-blueprint = Blueprint("metrics", __name__)
-
 
 def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
     labels = (method if method in METHODS else "OTHER", route or UNMATCHED_ROUTE, str(status))
     REQUESTS.labels(*labels).inc()
     REQUEST_DURATION.labels(*labels).observe(seconds)
-
-
-def _registry() -> CollectorRegistry:
-    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        return REGISTRY
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
-    return registry
 
 
 def from_operator_network() -> bool:
@@ -68,20 +52,6 @@ def from_operator_network() -> bool:
         address in ipaddress.ip_network(network, strict=False)
         for network in current_app.config["OPERATOR_NETWORKS"]
     )
-
-
-@blueprint.get("/metrics")
-def metrics() -> Response:
-    """Expose every metric, summed across gunicorn workers (to operators' networks only)."""
-    if not from_operator_network():
-        from api.errors import Forbidden  # here: api.errors imports this package
-
-        raise Forbidden("Metrics are for operators.", code="operators_only")
-    from api.health.service import check_dependencies  # here: it imports the extensions
-
-    for dependency, state in check_dependencies().items():  # bounded by their timeouts
-        DEPENDENCY_UP.labels(dependency).set(1 if state == "ok" else 0)
-    return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
 
 
 RATE_LIMIT_REJECTIONS = Counter(

@@ -5,7 +5,7 @@ keeps what it resolved (token id, scopes, expiry, limits; the user's id, role,
 limit and whether it is active) for up to `TTL_S`, tagged with the *auth epoch*
 it saw: a Redis counter that every change to a token or a user's access bumps
 (revoke, disable, enable, role or limit change, password reset). The same round
-trip that checks a call's rate limits returns the epoch (`api.ratelimits`), so a
+trip that checks a call's rate limits returns the epoch (`api.access.ratelimits`), so a
 worker that sees a newer one drops its whole cache and reads the database again:
 a revoke or disable bites on the very next call in every worker.
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import current_app
 
+from api.access.ratelimits import user_key
+from api.access.security import authenticate, current_principal
+from api.edge.http import current_client
+from api.edge.validation import Blueprint
 from api.extensions import limiter
-from api.http import current_client
-from api.ratelimits import user_key
-from api.security import authenticate, current_principal
 from api.tokens import schemas, service
-from api.validation import Blueprint
 
 blueprint = Blueprint("tokens", __name__, url_prefix="/v1/tokens", description="API tokens.")
 

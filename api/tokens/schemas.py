@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from api.security import ALL_SCOPES
-from api.validation import JsonInteger, RateLimit
+from api.access.security import ALL_SCOPES
+from api.edge.validation import JsonInteger, RateLimit
 
 DEFAULT_EXPIRY_DAYS = 90
 

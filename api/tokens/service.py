@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from api.audit.service import Client, record_event
 from api.auth.models import User
 from api.db_types import utcnow
-from api.errors import Conflict, NotFound, Unauthorized
+from api.edge.errors import Conflict, NotFound, Unauthorized
 from api.extensions import db
 from api.tokens.cache import CachedPrincipal, bump_auth_epoch
 from api.tokens.format import generate_token, hash_token

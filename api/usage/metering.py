@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from api.db_types import utcnow
-from api.errors import APIError
+from api.edge.errors import APIError
 from api.extensions import db
 from api.observability.tracing import current_trace_id
 from api.usage.spool import usage_spool, write_lines

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from flask import Response
 
-from api.security import authenticate, current_principal
+from api.access.security import authenticate, current_principal
+from api.edge.validation import Blueprint
 from api.usage import schemas, service
-from api.validation import Blueprint
 
 blueprint = Blueprint("usage", __name__, url_prefix="/v1", description="Usage and history.")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from api.validation import Id
+from api.edge.validation import Id
 
 
 class UsageArgs(Schema):
@@ -15,8 +15,18 @@ class UsageArgs(Schema):
 class UsageRow(Schema):
     date = fields.String()
     user_id = fields.Integer()
-    token_id = fields.Integer(allow_none=True)
-    endpoint = fields.String()
+    email = fields.String(metadata={"description": "The user's email."})
+    token_id = fields.Integer(
+        allow_none=True, metadata={"description": "The API token; null for a web session."}
+    )
+    endpoint = fields.String(
+        metadata={
+            "description": "`embeddings`, `chat_completions`, ...; a batch's lines are "
+            "`batch_embeddings`, `batch_completions`, `batch_chat_completions` "
+            "(under the token that created the batch)."
+        }
+    )
+    model = fields.String(allow_none=True, metadata={"description": "Null when none was used."})
     requests = fields.Integer()
     tokens_in = fields.Integer()
     tokens_out = fields.Integer()
@@ -26,6 +36,7 @@ class UsageRow(Schema):
 class RejectedRow(Schema):
     date = fields.String()
     user_id = fields.Integer()
+    email = fields.String(metadata={"description": "The user's email."})
     endpoint = fields.String()
     count = fields.Integer(metadata={"description": "Calls refused with 429 that day."})
 

@@ -9,16 +9,19 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 
+from api.auth.models import User
 from api.db_types import utcnow
-from api.errors import NotFound
+from api.edge.errors import NotFound
 from api.extensions import db
 from api.usage.models import HistoryEntry, InferenceRecord, RejectedCalls
 
 COLUMNS = [
     "date",
     "user_id",
+    "email",
     "token_id",
     "endpoint",
+    "model",
     "requests",
     "tokens_in",
     "tokens_out",
@@ -29,23 +32,37 @@ COLUMNS = [
 def summarize_usage(
     days: int, *, user_id: int | None = None, token_id: int | None = None
 ) -> list[dict[str, Any]]:
-    """Totals per UTC day, user, token and endpoint over the last `days` days."""
+    """Totals per UTC day, user, token, endpoint and model over the last `days` days.
+
+    Each row carries its user's email (the admin's view names people, not ids); batch
+    lines are the rows whose endpoint starts with `batch_`.
+    """
     since = (utcnow() - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     day = func.date(InferenceRecord.created_at)
+    keys = (
+        day,
+        InferenceRecord.user_id,
+        InferenceRecord.token_id,
+        InferenceRecord.endpoint,
+        InferenceRecord.model,
+    )
     query = (
         select(
             day.label("date"),
             InferenceRecord.user_id,
+            User.email,
             InferenceRecord.token_id,
             InferenceRecord.endpoint,
+            InferenceRecord.model,
             func.count().label("requests"),
             func.coalesce(func.sum(InferenceRecord.tokens_in), 0).label("tokens_in"),
             func.coalesce(func.sum(InferenceRecord.tokens_out), 0).label("tokens_out"),
             func.sum(case((InferenceRecord.status >= 400, 1), else_=0)).label("errors"),
         )
+        .join(User, User.id == InferenceRecord.user_id)
         .where(InferenceRecord.created_at >= since)
-        .group_by(day, InferenceRecord.user_id, InferenceRecord.token_id, InferenceRecord.endpoint)
-        .order_by(day, InferenceRecord.user_id, InferenceRecord.token_id, InferenceRecord.endpoint)
+        .group_by(*keys, User.email)
+        .order_by(*keys)
     )
     if user_id is not None:
         query = query.where(InferenceRecord.user_id == user_id)
@@ -61,15 +78,22 @@ def summarize_rejections(days: int, *, user_id: int | None = None) -> list[dict[
     """Calls refused with 429 per UTC day, user and endpoint over the last `days` days."""
     since = (utcnow() - timedelta(days=days - 1)).date()
     query = (
-        select(RejectedCalls)
+        select(RejectedCalls, User.email)
+        .join(User, User.id == RejectedCalls.user_id)
         .where(RejectedCalls.day >= since)
         .order_by(RejectedCalls.day, RejectedCalls.user_id, RejectedCalls.endpoint)
     )
     if user_id is not None:
         query = query.where(RejectedCalls.user_id == user_id)
     return [
-        {"date": str(row.day), "user_id": row.user_id, "endpoint": row.endpoint, "count": row.count}
-        for row in db.session.scalars(query)
+        {
+            "date": str(row.day),
+            "user_id": row.user_id,
+            "email": email,
+            "endpoint": row.endpoint,
+            "count": row.count,
+        }
+        for row, email in db.session.execute(query)
     ]
 
 

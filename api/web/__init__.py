@@ -25,7 +25,7 @@ import re
 from flask import Blueprint, Flask, Response, current_app, request, send_from_directory
 from werkzeug.routing import PathConverter
 
-from api.errors import NotFound
+from api.edge.errors import NotFound
 
 blueprint = Blueprint("web", __name__)
 YEAR = 365 * 24 * 3600

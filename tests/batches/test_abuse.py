@@ -24,7 +24,7 @@ from api.batches import service
 from api.batches.models import Batch
 from api.batches.runner import run_batch
 from api.db_types import utcnow
-from api.errors import Conflict
+from api.edge.errors import Conflict
 from api.extensions import db
 from api.files.service import output_file_id
 from api.tokens.models import ApiToken

@@ -85,7 +85,7 @@ def test_retrieve_a_model(server, tokens):
 def test_embed_token_ids_as_langchain_sends_them(server, tokens):
     from tokenizers import Tokenizer
 
-    from api.inference.specs import locate_minilm
+    from api.runtime.specs import locate_minilm
 
     tokenizer = Tokenizer.from_file(f"{locate_minilm()}/tokenizer.json")
     tokenizer.no_padding()

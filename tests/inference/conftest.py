@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from api.inference.registry import models
+from api.runtime.registry import models
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

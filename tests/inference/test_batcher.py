@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from api.inference.batcher import MicroBatcher
-from api.inference.errors import DeadlineExceeded, QueueFull
+from api.runtime.batcher import MicroBatcher
+from api.runtime.errors import DeadlineExceeded, QueueFull
 
 
 class RecordingObserver:

@@ -8,13 +8,13 @@ import time
 import pytest
 from flask import Flask
 
-from api.errors import Unprocessable
-from api.inference.batcher import MicroBatcher
-from api.inference.embedding import EmbeddingModel
-from api.inference.errors import ModelNotFound
-from api.inference.registry import models
-from api.inference.runtime import select_device
+from api.edge.errors import Unprocessable
 from api.inference.service import embed_texts
+from api.runtime.batcher import MicroBatcher
+from api.runtime.devices import select_device
+from api.runtime.errors import ModelNotFound
+from api.runtime.models.embedding import EmbeddingModel
+from api.runtime.registry import models
 from tests.inference.conftest import TINY_ID
 from tests.inference.test_batcher import RecordingObserver
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from api.inference.errors import DeadlineExceeded, QueueFull
-from api.inference.gate import GenerationGate
+from api.runtime.errors import DeadlineExceeded, QueueFull
+from api.runtime.gate import GenerationGate
 
 
 def test_slots_are_shared_and_given_back() -> None:

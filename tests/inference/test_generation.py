@@ -10,13 +10,13 @@ import pytest
 from flask import Flask
 
 from api.config import PROJECT_ROOT
-from api.errors import Unprocessable
-from api.inference.decoding import IncrementalDecoder, StopSequenceFilter
-from api.inference.errors import DeadlineExceeded
-from api.inference.generation import GenerationStream, TextGenerator
-from api.inference.registry import models
-from api.inference.runtime import select_device
+from api.edge.errors import Unprocessable
 from api.inference.service import complete, stream_completion
+from api.runtime.devices import select_device
+from api.runtime.errors import DeadlineExceeded
+from api.runtime.models.decoding import IncrementalDecoder, StopSequenceFilter
+from api.runtime.models.generation import GenerationStream, TextGenerator
+from api.runtime.registry import models
 from tests.inference.conftest import TINY_ID
 
 PROMPT = "Once upon a time"

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy import text as sql
 
 from api.extensions import db
-from api.inference.registry import models
+from api.runtime.registry import models
 from api.usage.models import HistoryEntry, InferenceRecord
 from tests.auth.conftest import bearer
 from tests.tokens.conftest import make_account

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from api.inference.errors import QueueFull
-from api.inference.model_server import answers
-from api.inference.registry import models
 from api.inference.service import embed_texts, texts_from_token_ids
+from api.runtime.errors import QueueFull
+from api.runtime.registry import models
+from api.runtime.supervisor import answers
 from tests.services import ROOT
 
 SENTENCES = ["The frog became a prince.", "Snow fell on the black window frame.", "Gold."]
@@ -43,7 +43,7 @@ def start(tmp_path: Path, *extra: str, **settings: str) -> tuple[subprocess.Pope
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
         "LOG_FILE": str(tmp_path / "models.log"),
     }
-    command = [sys.executable, "-m", "api.inference.model_server", *extra, "--socket", path]
+    command = [sys.executable, "-m", "api.runtime.model_server", *extra, "--socket", path]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     give_up = time.monotonic() + 90
     while not answers(path):

@@ -9,8 +9,8 @@ import re
 import pytest
 from tokenizers import Tokenizer
 
-from api import budget
-from api.inference.specs import locate_minilm
+from api.access import budget
+from api.runtime.specs import locate_minilm
 from tests.auth.conftest import bearer
 from tests.tokens.conftest import make_account
 

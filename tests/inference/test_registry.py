@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from api.inference.errors import ModelUnavailable
-from api.inference.registry import AppModels, models
 from api.inference.service import embed_texts
+from api.runtime.errors import ModelUnavailable
+from api.runtime.registry import AppModels, models
 
 
 def make_app(models_setting: str, **config: object) -> Flask:

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from api.config import PROJECT_ROOT, ConfigError
-from api.inference.registry import InferenceSettings
-from api.inference.specs import ModelSpec, parse_model_specs
+from api.runtime.registry import InferenceSettings
+from api.runtime.specs import ModelSpec, parse_model_specs
 
 
 def test_default_models_resolve_to_their_tasks_and_directories() -> None:

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
+from api.edge.guards import UPLOAD_PATHS
 from api.extensions import limiter
-from api.guards import UPLOAD_PATHS
 from tests.auth.conftest import bearer
 from tests.tokens.conftest import make_account
 

@@ -13,8 +13,8 @@ import time
 import pytest
 from sqlalchemy import event
 
-from api import background
 from api.extensions import db
+from api.process import background
 from tests.auth.conftest import make_verified_user
 
 KNOWN, UNKNOWN = "known@example.org", "nobody@example.org"

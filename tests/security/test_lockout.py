@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api import background
+from api.process import background
 from tests.auth.conftest import PASSWORD, link_token, make_verified_user
 
 ATTACKER = {"X-Forwarded-For": "203.0.113.66"}

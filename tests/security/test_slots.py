@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from api import ratelimits
-from api.errors import TooManyRequests
-from api.ratelimits import inference_slot
+from api.access import ratelimits
+from api.access.ratelimits import inference_slot
+from api.edge.errors import TooManyRequests
 from tests.services import gunicorn
 from tests.stack import alive, gunicorn_workers
 from tests.tokens.test_live import mint_token

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select, text
 
+from api.access.security import authenticate
 from api.audit.models import AuditEvent
 from api.db_types import utcnow
 from api.extensions import db
-from api.security import authenticate
 from api.tokens.format import has_valid_checksum
 from api.tokens.models import ApiToken
 from tests.auth.conftest import bearer

@@ -16,7 +16,7 @@ import pytest
 
 from api import create_app
 from api.config import TestConfig
-from api.extensions import openapi
+from api.edge.openapi import openapi
 from tests.services import ROOT
 
 WEB = ROOT / "web"

@@ -440,6 +440,10 @@ export type RejectedRow = {
      */
     count?: number;
     date?: string;
+    /**
+     * The user's email.
+     */
+    email?: string;
     endpoint?: string;
     user_id?: number;
 };
@@ -545,9 +549,23 @@ export type UsageOut = {
 
 export type UsageRow = {
     date?: string;
+    /**
+     * The user's email.
+     */
+    email?: string;
+    /**
+     * `embeddings`, `chat_completions`, ...; a batch's lines are `batch_embeddings`, `batch_completions`, `batch_chat_completions` (under the token that created the batch).
+     */
     endpoint?: string;
     errors?: number;
+    /**
+     * Null when none was used.
+     */
+    model?: string | null;
     requests?: number;
+    /**
+     * The API token; null for a web session.
+     */
     token_id?: number | null;
     tokens_in?: number;
     tokens_out?: number;

@@ -18,9 +18,12 @@ import { call, session } from '../lib/api'
 const email = z.string().trim().email('Enter a valid email address.').max(254)
 const password = z.string().min(12, 'Use at least 12 characters.').max(128, 'Use at most 128 characters.')
 
-function AuthCard({ title, children }: { title: string; children: React.ReactNode }) {
+const TAGLINE = 'modelgate: text embeddings and a storyteller model behind an OpenAI-compatible API, with tokens, usage and batches.'
+
+function AuthCard({ title, children, tagline = false }: { title: string; children: React.ReactNode; tagline?: boolean }) {
   return (
     <main className="mx-auto mt-12 w-full max-w-md px-4">
+      {tagline && <p className="mb-4 text-center text-sm text-slate-700" data-testid="tagline">{TAGLINE}</p>}
       <div className="rounded-lg border border-slate-200 bg-white p-6 shadow-sm">
         <h1 className="mb-4 text-2xl font-bold">{title}</h1>
         {children}
@@ -44,7 +47,7 @@ export function LoginPage() {
   })
   const errors = form.formState.errors
   return (
-    <AuthCard title="Sign in">
+    <AuthCard title="Sign in" tagline>
       {search.reason && (
         <p role="status" className="mb-4 rounded-md bg-amber-50 p-3 text-sm text-amber-900">
           {search.reason}
@@ -77,7 +80,7 @@ export function SignupPage() {
   })
   const errors = form.formState.errors
   return (
-    <AuthCard title="Create your account">
+    <AuthCard title="Create your account" tagline>
       <form className="flex flex-col gap-4" noValidate onSubmit={form.handleSubmit((body) => register.mutate(body))}>
         <Field label="Name" autoComplete="name" {...form.register('name')} error={fieldError(register.error, 'name', errors.name)} />
         <Field label="Email" type="email" autoComplete="email" {...form.register('email')} error={fieldError(register.error, 'email', errors.email)} />

@@ -2,6 +2,7 @@ import { useQuery } from '@tanstack/react-query'
 import { Link } from '@tanstack/react-router'
 
 import { getV1Models, getV1Tokens, getV1Usage } from '../client/sdk.gen'
+import { Quickstart } from '../components/quickstart'
 import { Card, Empty, ErrorNotice, Loading, PageTitle } from '../components/ui'
 import { call } from '../lib/api'
 import { count } from '../lib/format'
@@ -24,7 +25,7 @@ export function DashboardPage() {
           <ErrorNotice error={usage.error} />
           {week && (
             <p className="text-sm">
-              <span className="text-3xl font-bold">{count(week.requests)}</span> calls, {count(week.errors)} errors,{' '}
+              <span className="text-3xl font-bold">{count(week.requests)}</span> calls, {count(week.batch)} batch lines, {count(week.errors)} errors,{' '}
               {count(week.rejected)} rate limited. <Link to="/usage" className="text-indigo-700 underline">See usage</Link>
             </p>
           )}
@@ -40,6 +41,15 @@ export function DashboardPage() {
         </Card>
         <Card title="Try it">
           <p className="text-sm">Stream a story or compare sentences in the <Link to="/playground" className="text-indigo-700 underline">playground</Link>.</p>
+        </Card>
+      </div>
+      <div className="mt-6">
+        <Card title="Quickstart">
+          <p className="mb-3 text-sm">
+            modelgate speaks OpenAI&apos;s API: point any OpenAI client at the base URL with a token of yours (
+            <Link to="/tokens" className="text-indigo-700 underline">create one</Link>).
+          </p>
+          <Quickstart />
         </Card>
       </div>
       <div className="mt-6">

@@ -1,9 +1,10 @@
-import { useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-query'
+import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 
-import { deleteV1HistoryByEntryId, getV1History } from '../client/sdk.gen'
+import { deleteV1HistoryByEntryId, getV1History, getV1Tokens } from '../client/sdk.gen'
 import { Button, Empty, ErrorNotice, Loading, PageTitle } from '../components/ui'
 import { call } from '../lib/api'
 import { when } from '../lib/format'
+import { historySource } from '../lib/usage'
 
 const PAGE = 20
 
@@ -19,6 +20,8 @@ export function HistoryPage() {
     mutationFn: (id: number) => call(deleteV1HistoryByEntryId({ path: { entry_id: id } })),
     onSuccess: () => queryClient.invalidateQueries({ queryKey: ['history'] }),
   })
+  const tokens = useQuery({ queryKey: ['tokens'], queryFn: () => call(getV1Tokens()) })
+  const names = new Map((tokens.data?.data ?? []).map((token) => [token.id!, token.name ?? '']))
   const entries = history.data?.pages.flatMap((page) => page.data ?? []) ?? []
   return (
     <>
@@ -32,7 +35,7 @@ export function HistoryPage() {
           <li key={entry.id} className="rounded-lg border border-slate-200 bg-white p-4">
             <article aria-label={`Story from ${when(entry.created_at)}`}>
               <header className="mb-2 flex flex-wrap items-center justify-between gap-2 text-sm text-slate-600">
-                <span>{when(entry.created_at)} · {entry.model} · {entry.completion_tokens} tokens · {entry.finish_reason}</span>
+                <span>{when(entry.created_at)} · from {historySource(entry.token_id, names)} · {entry.model} · {entry.completion_tokens} tokens · {entry.finish_reason}</span>
                 <Button variant="secondary" onClick={() => remove.mutate(entry.id!)} aria-label={`Delete the story from ${when(entry.created_at)}`}>Delete</Button>
               </header>
               <p className="text-sm font-medium">{entry.prompt}</p>

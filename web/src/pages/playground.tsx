@@ -4,6 +4,7 @@ import { useRef, useState } from 'react'
 import { getV1Models, postV1Embeddings } from '../client/sdk.gen'
 import { Button, Card, CopyButton, ErrorNotice, PageTitle } from '../components/ui'
 import { call } from '../lib/api'
+import { HEAT_GRADIENT, heat, modelsFor, STORY_START, storyText } from '../lib/playground'
 import { similarity, streamChat } from '../lib/stream'
 
 const BASE = typeof window === 'undefined' ? '' : window.location.origin
@@ -25,24 +26,39 @@ function NumberInput({ label, value, onChange, min, max, step }: { label: string
   )
 }
 
+function ModelPicker({ id, models, value, onChange }: { id: string; models: string[]; value: string; onChange: (model: string) => void }) {
+  return (
+    <div className="flex flex-col gap-1">
+      <label htmlFor={id} className="text-sm font-medium">Model</label>
+      <select id={id} className="rounded-md border border-slate-300 px-2 py-1 text-sm" value={value} onChange={(event) => onChange(event.target.value)}>
+        {models.map((model) => <option key={model} value={model}>{model}</option>)}
+      </select>
+    </div>
+  )
+}
+
 function Storyteller() {
   const queryClient = useQueryClient()
-  const [prompt, setPrompt] = useState('Tell me a story about a frog and a golden ball.')
+  const [prompt, setPrompt] = useState(STORY_START)
   const [maxTokens, setMaxTokens] = useState(120)
   const [temperature, setTemperature] = useState(0.8)
   const [topP, setTopP] = useState(0.95)
   const [text, setText] = useState('')
+  const [begun, setBegun] = useState('')
   const [state, setState] = useState<'idle' | 'streaming' | 'stopped' | 'done'>('idle')
   const [error, setError] = useState<unknown>(null)
   const controller = useRef<AbortController | null>(null)
   const models = useQuery({ queryKey: ['models'], queryFn: () => call(getV1Models()) })
-  const model = models.data?.data?.find((entry) => entry.task === 'text-generation')?.id ?? 'storyteller'
+  const choices = modelsFor(models.data?.data ?? [], 'text-generation')
+  const [picked, setPicked] = useState<string | null>(null)
+  const model = picked ?? choices[0] ?? 'storyteller'
   const body = { model, messages: [{ role: 'user', content: prompt }], max_tokens: maxTokens, temperature, top_p: topP }
   const { curl, python } = snippets(body)
 
   async function start() {
     controller.current = new AbortController()
     setText('')
+    setBegun(prompt)
     setError(null)
     setState('streaming')
     try {
@@ -62,9 +78,11 @@ function Storyteller() {
   return (
     <Card title="Storyteller (chat, streamed)">
       <div className="flex flex-col gap-3">
-        <label htmlFor="prompt" className="text-sm font-medium">Your message</label>
+        <p className="text-sm text-slate-600">The storyteller is a small language model: it continues the text you start, it does not follow instructions.</p>
+        <label htmlFor="prompt" className="text-sm font-medium">The story begins</label>
         <textarea id="prompt" rows={3} maxLength={4000} className="rounded-md border border-slate-300 p-2 text-sm" value={prompt} onChange={(event) => setPrompt(event.target.value)} />
         <div className="flex flex-wrap gap-4">
+          <ModelPicker id="story-model" models={choices.length ? choices : [model]} value={model} onChange={setPicked} />
           <NumberInput label="Max tokens" value={maxTokens} onChange={setMaxTokens} min={1} max={256} step={1} />
           <NumberInput label="Temperature" value={temperature} onChange={setTemperature} min={0} max={2} step={0.1} />
           <NumberInput label="Top p" value={topP} onChange={setTopP} min={0.01} max={1} step={0.05} />
@@ -74,16 +92,18 @@ function Storyteller() {
           <Button variant="secondary" onClick={() => controller.current?.abort()} disabled={state !== 'streaming'}>Stop</Button>
         </div>
         <ErrorNotice error={error} fields />
-        <div aria-live="polite" aria-busy={state === 'streaming'} data-testid="story" data-state={state} className="min-h-24 whitespace-pre-wrap rounded-md bg-slate-100 p-3 font-serif text-sm">
-          {text || (state === 'idle' ? 'The story appears here as it is written.' : '')}
+        <div aria-live="polite" aria-busy={state === 'streaming'} className="min-h-24 whitespace-pre-wrap rounded-md bg-slate-100 p-3 font-serif text-sm">
+          {/* The model continues the text it was given: shown first, in grey, then what it wrote. */}
+          {state !== 'idle' && <span className="text-slate-600">{begun}{storyText(text) !== text ? '\n' : ''}</span>}
+          <span data-testid="story" data-state={state}>{storyText(text) || (state === 'idle' ? 'The story appears here as it is written.' : '')}</span>
         </div>
         {state === 'stopped' && <p role="status" className="text-sm text-slate-600">Stopped.</p>}
         <details>
           <summary className="cursor-pointer text-sm font-medium">This request as curl and Python</summary>
           <div className="mt-2 flex flex-col gap-2">
-            <pre tabIndex={0} aria-label="curl command" className="overflow-x-auto rounded bg-slate-900 p-3 text-xs text-slate-100">{curl}</pre>
+            <pre tabIndex={0} aria-label="curl command" className="whitespace-pre-wrap break-all rounded bg-slate-900 p-3 text-xs text-slate-100">{curl}</pre>
             <div><CopyButton value={curl} label="Copy curl" /></div>
-            <pre tabIndex={0} aria-label="Python code" className="overflow-x-auto rounded bg-slate-900 p-3 text-xs text-slate-100">{python}</pre>
+            <pre tabIndex={0} aria-label="Python code" className="whitespace-pre-wrap break-all rounded bg-slate-900 p-3 text-xs text-slate-100">{python}</pre>
             <div><CopyButton value={python} label="Copy Python" /></div>
           </div>
         </details>
@@ -92,15 +112,24 @@ function Storyteller() {
   )
 }
 
-function colour(value: number): string {
-  const clamped = Math.max(0, Math.min(1, value))
-  return `hsl(${240 - clamped * 200} 70% ${92 - clamped * 45}%)`
+function HeatLegend() {
+  return (
+    <div className="mt-2 flex items-center gap-2 text-xs text-slate-700" data-testid="heat-legend">
+      <span>0 or less: unrelated</span>
+      <span aria-hidden="true" className="h-3 w-32 rounded border border-slate-300" style={{ background: HEAT_GRADIENT }} />
+      <span>1: same meaning</span>
+    </div>
+  )
 }
 
 function Embeddings() {
   const [input, setInput] = useState('The frog jumped into the well.\nA toad leapt into the pond.\nInterest rates rose again.')
+  const models = useQuery({ queryKey: ['models'], queryFn: () => call(getV1Models()) })
+  const choices = modelsFor(models.data?.data ?? [], 'embedding')
+  const [picked, setPicked] = useState<string | null>(null)
+  const model = picked ?? choices[0]
   const embed = useMutation({
-    mutationFn: (sentences: string[]) => call(postV1Embeddings({ body: { input: sentences } })),
+    mutationFn: (sentences: string[]) => call(postV1Embeddings({ body: { input: sentences, ...(model ? { model } : {}) } })),
   })
   const sentences = input.split('\n').map((line) => line.trim()).filter(Boolean)
   const vectors = embed.data?.data?.map((item) => item.embedding as number[]) ?? []
@@ -111,7 +140,8 @@ function Embeddings() {
       <div className="flex flex-col gap-3">
         <label htmlFor="sentences" className="text-sm font-medium">One sentence per line (up to 16)</label>
         <textarea id="sentences" rows={4} className="rounded-md border border-slate-300 p-2 text-sm" value={input} onChange={(event) => setInput(event.target.value)} />
-        <div>
+        <div className="flex flex-wrap items-end gap-4">
+          {model && <ModelPicker id="embedding-model" models={choices} value={model} onChange={setPicked} />}
           <Button onClick={() => embed.mutate(sentences.slice(0, 16))} disabled={sentences.length === 0 || embed.isPending}>Compare</Button>
         </div>
         <ErrorNotice error={embed.error} fields />
@@ -130,7 +160,7 @@ function Embeddings() {
                   <tr key={index}>
                     <th scope="row" className="max-w-64 truncate pr-2 text-left font-normal" title={shown[index]}>#{index + 1} {shown[index]}</th>
                     {row.map((value, column) => (
-                      <td key={column} className="h-10 w-12 text-center font-mono" style={{ background: colour(value) }} aria-label={`#${index + 1} and #${column + 1}: ${value.toFixed(2)}`}>
+                      <td key={column} className="h-10 w-12 text-center font-mono" style={heat(value)} aria-label={`#${index + 1} and #${column + 1}: ${value.toFixed(2)}`}>
                         {value.toFixed(2)}
                       </td>
                     ))}
@@ -138,6 +168,7 @@ function Embeddings() {
                 ))}
               </tbody>
             </table>
+            <HeatLegend />
           </div>
         )}
       </div>

@@ -7,6 +7,7 @@ import { z } from 'zod'
 import { deleteV1TokensByTokenId, getV1Tokens, patchV1TokensByTokenId, postV1Tokens } from '../client/sdk.gen'
 import type { TokenCreatedOut, TokenOut } from '../client/types.gen'
 import { Dialog } from '../components/dialog'
+import { Quickstart } from '../components/quickstart'
 import { Button, Card, CopyButton, Empty, ErrorNotice, Field, fieldError, Loading, PageTitle } from '../components/ui'
 import { call } from '../lib/api'
 import { when } from '../lib/format'
@@ -171,7 +172,7 @@ export function TokensPage() {
           )}
         </Card>
       </div>
-      <Dialog open={created !== null} onOpenChange={(open) => !open && setCreated(null)} title="Your new token" description="Copy it now: it is shown this once, and only a hash of it is kept.">
+      <Dialog wide open={created !== null} onOpenChange={(open) => !open && setCreated(null)} title="Your new token" description="Copy it now: it is shown this once, and only a hash of it is kept.">
         <p className="rounded-md bg-amber-50 p-3 text-sm text-amber-900" role="note">
           Treat it like a password. Anyone with it can call the API as you, within its scopes.
         </p>
@@ -179,6 +180,8 @@ export function TokensPage() {
           <code data-testid="new-token" className="flex-1 break-all rounded bg-slate-100 p-2 font-mono text-sm">{created?.token}</code>
           <CopyButton value={created?.token ?? ''} />
         </div>
+        <h3 className="mb-2 mt-4 font-semibold">Your first call</h3>
+        {created?.token && <Quickstart token={created.token} />}
         <div className="mt-4 flex justify-end"><Button onClick={() => setCreated(null)}>Done</Button></div>
       </Dialog>
     </>

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import request
 
-from api.audit.service import Client
+
+@dataclass(frozen=True)
+class Client:
+    """Where a request came from, as far as the audit trail cares."""
+
+    ip: str | None = None
+    user_agent: str | None = None
 
 
 def current_client() -> Client:

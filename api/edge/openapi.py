@@ -1,7 +1,7 @@
 """The OpenAPI 3 document (`/v1/openapi.json`) and Swagger UI (`/docs`), served offline.
 
 flask-smorest builds the document from the blueprints' schemas, and
-`api.contract` adds what every operation shares (errors, security, headers);
+`api.edge.contract` adds what every operation shares (errors, security, headers);
 Swagger UI's JavaScript and CSS come from the `swagger-ui-bundle` package, so
 `/docs` works with no internet access.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 import swagger_ui_bundle
 from flask import Blueprint, Flask, Response, send_from_directory
 
-from api.contract import SECURITY_SCHEMES, ContractPlugin, field_properties
-from api.extensions import openapi
+from api.edge.contract import SECURITY_SCHEMES, ContractApi, ContractPlugin, field_properties
 
+openapi = ContractApi()  # unbound here, like the extensions; bound in `init_app`
 assets = Blueprint("docs_assets", __name__)
 DESCRIPTION = """PyTorch models behind an authenticated, rate-limited, metered API.
 

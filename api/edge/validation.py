@@ -1,7 +1,7 @@
 """Request validation at the edge: the blueprint class every feature uses.
 
 flask-smorest parses bodies and query strings with webargs and marshmallow; this
-parser answers a failure with 400 (not webargs' 422), which `api.errors` turns
+parser answers a failure with 400 (not webargs' 422), which `api.edge.errors` turns
 into the one error shape with each field named in `details`.
 """
 
@@ -17,7 +17,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter
 
-from api.guards import MAX_ID
+from api.edge.guards import MAX_ID
 
 
 class Parser(FlaskParser):
@@ -89,7 +89,7 @@ class JsonBoolean(fields.Boolean):
 
 
 class IdConverter(IntegerConverter):
-    """`<id:name>`: a row id in a path. Any digits match, so api/guards.py can answer an
+    """`<id:name>`: a row id in a path. Any digits match, so api/edge/guards.py can answer an
     out-of-range id with a 400 naming it; the document gives the range."""
 
 

@@ -21,8 +21,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from api.inference.errors import DeadlineExceeded, QueueFull
 from api.observability.tracing import bind_trace_id, current_trace_id, reset_trace_id
+from api.runtime.errors import DeadlineExceeded, QueueFull
 
 log = logging.getLogger(__name__)
 

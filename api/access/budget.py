@@ -33,8 +33,8 @@ import redis
 from flask import current_app, g, request
 from limits import RateLimitItem, parse_many
 
-from api.contract import declare
-from api.errors import TooManyRequests
+from api.edge.contract import declare
+from api.edge.errors import TooManyRequests
 from api.extensions import redis_client
 from api.observability.metrics import RATE_LIMIT_REJECTIONS
 from api.tokens.cache import EPOCH_KEY

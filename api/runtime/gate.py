@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-from api.inference.errors import DeadlineExceeded, QueueFull
+from api.runtime.errors import DeadlineExceeded, QueueFull
 
 
 class DepthObserver(Protocol):

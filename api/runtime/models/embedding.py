@@ -19,8 +19,8 @@ import torch
 from tokenizers import Tokenizer
 from transformers import AutoModel, AutoTokenizer
 
-from api.inference.runtime import count_parameters, select_device
-from api.inference.specs import ModelInfo
+from api.runtime.devices import count_parameters, select_device
+from api.runtime.specs import ModelInfo
 
 
 def _read_max_input(path: str, tokenizer_limit: int, position_limit: int) -> int:

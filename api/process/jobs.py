@@ -75,8 +75,6 @@ def init_app(app: Flask) -> Celery:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
-    import api.batches.tasks  # noqa: F401 - registers the shared tasks
-
     celery = Celery(app.name, task_cls=FlaskTask)
     celery.config_from_object(_settings(app))
     celery.set_default()

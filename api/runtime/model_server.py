@@ -6,7 +6,7 @@ slows while they contend. Here the models live in a process of their own with al
 the host's cores; every worker sends its texts over a Unix socket (`wire`), and one
 `MicroBatcher` per model gathers the texts of all workers into one batch.
 
-`python -m api.inference.model_server --socket PATH` serves until SIGTERM;
+`python -m api.runtime.model_server --socket PATH` serves until SIGTERM;
 `--supervise` runs that server as a child and starts it again when it dies (the
 gunicorn master starts the supervisor, see gunicorn.conf.py). Both end with their
 parent. Settings come from the environment as for the app (`MODELS`,
@@ -19,14 +19,11 @@ docs/decisions.md).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import logging
 import os
 import signal
 import socket
 import socketserver
-import subprocess
 import sys
 import threading
 import time
@@ -34,22 +31,21 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from api.config import Config
-from api.errors import APIError
-from api.inference import wire
-from api.inference.batcher import MicroBatcher
-from api.inference.errors import ModelNotFound
-from api.inference.metrics import ModelMetrics
+from api.edge.errors import APIError
 from api.observability.tracing import bind_trace_id, reset_trace_id
+from api.runtime import wire
+from api.runtime.batcher import MicroBatcher
+from api.runtime.errors import ModelNotFound
+from api.runtime.metrics import ModelMetrics
+from api.runtime.supervisor import end_with_parent, supervise
 
 if TYPE_CHECKING:
-    from api.inference.embedding import EmbeddingModel
-    from api.inference.registry import InferenceSettings
-    from api.inference.specs import ModelSpec
+    from api.runtime.models.embedding import EmbeddingModel
+    from api.runtime.registry import InferenceSettings
+    from api.runtime.specs import ModelSpec
 
-log = logging.getLogger("api.inference.model_server")  # not "__main__" when run
+log = logging.getLogger("api.runtime.model_server")  # not "__main__" when run
 
-MODULE = "api.inference.model_server"
-PR_SET_PDEATHSIG = 1
 Row = tuple[bytes, int]  # one text's float32 vector bytes and its token count
 REFUSAL_LOG_INTERVAL_S = 60.0  # at most one line a minute while connections are refused
 
@@ -62,7 +58,7 @@ class _Served:
 
 
 def _serve_model(spec: ModelSpec, settings: InferenceSettings) -> _Served:
-    from api.inference.registry import load_model
+    from api.runtime.registry import load_model
 
     model: EmbeddingModel = load_model(spec)  # type: ignore[assignment]
     embed = model.embed_tensor
@@ -196,12 +192,6 @@ class ModelServer(socketserver.ThreadingUnixStreamServer):
         return reply, b"".join(vector for vector, _ in rows)
 
 
-def _end_with_parent() -> None:
-    """Ask Linux for SIGTERM when the parent dies, so no server outlives its gunicorn."""
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: the supervisor still ends us
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def _stop_on_sigterm() -> None:
     def stop(signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the supervisor's and the parent's
@@ -212,7 +202,7 @@ def _stop_on_sigterm() -> None:
 
 def serve(path: str) -> int:
     """Load the embedding models, then answer on `path` until SIGTERM."""
-    _end_with_parent()
+    end_with_parent()
     _stop_on_sigterm()
     config = Config()  # first: the connection cap counts the gunicorn workers' threads
     os.environ["GUNICORN_WORKERS"] = "1"  # torch takes every core: no worker runs a model
@@ -221,8 +211,8 @@ def serve(path: str) -> int:
     # when torch loads its OpenMP runtime, which is after this line.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from api import create_app
-    from api.inference.registry import InferenceSettings
-    from api.inference.specs import parse_model_specs
+    from api.runtime.registry import InferenceSettings
+    from api.runtime.specs import parse_model_specs
 
     app = create_app(config)
     settings = InferenceSettings.from_config(app.config)
@@ -255,51 +245,6 @@ def serve(path: str) -> int:
         if os.path.exists(path):
             os.unlink(path)
     return 0
-
-
-def supervise(path: str) -> int:
-    """Run `serve(path)` in a child and start it again whenever it exits, until SIGTERM."""
-    _end_with_parent()
-    stopping = False
-    child: subprocess.Popen[bytes] | None = None
-
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        if child is not None:
-            child.terminate()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    pause = 0.5
-    while not stopping:
-        started = time.monotonic()
-        child = subprocess.Popen([sys.executable, "-m", MODULE, "--socket", path])  # noqa: S603
-        code = child.wait()
-        if stopping:
-            break
-        print(f"modelgate: the model server exited with {code}; starting it again", file=sys.stderr)
-        pause = 0.5 if time.monotonic() - started > 30 else min(pause * 2, 10.0)
-        time.sleep(pause)
-    return 0
-
-
-def start_supervisor(path: str) -> subprocess.Popen[bytes]:
-    """Start `--supervise` for `path` as a child of this process (the gunicorn master)."""
-    command = [sys.executable, "-m", MODULE, "--supervise", "--socket", path]
-    return subprocess.Popen(command)  # noqa: S603 - our own module, our own path
-
-
-def answers(path: str, timeout: float = 1.0) -> bool:
-    """Whether a model server answers `info` on `path` (for tests and waiting)."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(path)
-            wire.send(sock, {"op": "info"})
-            return bool(wire.receive(sock)[0].get("ok"))
-    except (OSError, ConnectionError, ValueError):
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

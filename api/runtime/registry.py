@@ -22,18 +22,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from flask import Flask, current_app
 
 from api.config import ConfigError
-from api.inference.batcher import MicroBatcher
-from api.inference.errors import ModelNotFound, ModelUnavailable
-from api.inference.gate import GenerationGate
-from api.inference.metrics import ModelMetrics
-from api.inference.specs import ModelInfo, ModelSpec, Task, parse_model_specs
+from api.runtime.batcher import MicroBatcher
+from api.runtime.errors import ModelNotFound, ModelUnavailable
+from api.runtime.gate import GenerationGate
+from api.runtime.metrics import ModelMetrics
+from api.runtime.specs import ModelInfo, ModelSpec, Task, parse_model_specs
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-    from api.inference.embedding import EmbeddingModel
-    from api.inference.generation import TextGenerator
-    from api.inference.remote import RemoteBatcher, RemoteEmbeddingModel
+    from api.runtime.models.embedding import EmbeddingModel
+    from api.runtime.models.generation import TextGenerator
+    from api.runtime.remote import RemoteBatcher, RemoteEmbeddingModel
 
 log = logging.getLogger(__name__)
 
@@ -120,14 +120,14 @@ class ServedModel:
 
 def load_model(spec: ModelSpec) -> EmbeddingModel | TextGenerator:
     """Load `spec`'s model from disk (imports torch on first use)."""
-    from api.inference.runtime import configure_torch
+    from api.runtime.devices import configure_torch
 
     configure_torch()
     if spec.task == "embedding":
-        from api.inference.embedding import EmbeddingModel
+        from api.runtime.models.embedding import EmbeddingModel
 
         return EmbeddingModel(spec.id, spec.path)
-    from api.inference.generation import TextGenerator
+    from api.runtime.models.generation import TextGenerator
 
     return TextGenerator(spec.id, spec.path)
 
@@ -190,7 +190,7 @@ class ModelRegistry:
     def _configured(self, app: Flask) -> AppModels:
         configured = app.extensions.get(EXTENSION_KEY)
         if configured is None:
-            raise RuntimeError("api.inference.registry.models.init_app(app) was not called")
+            raise RuntimeError("api.runtime.registry.models.init_app(app) was not called")
         return configured
 
     def _serve_spec(self, spec: ModelSpec, settings: InferenceSettings) -> ServedModel:
@@ -224,7 +224,7 @@ class ModelRegistry:
             log.info("model loaded", extra={"inference.model": spec.id})
         metrics = ModelMetrics(spec.id)
         if spec.task == "embedding":
-            from api.inference.embedding import EmbeddingModel
+            from api.runtime.models.embedding import EmbeddingModel
 
             assert isinstance(model, EmbeddingModel)
             embed = model.embed
@@ -246,7 +246,7 @@ class ModelRegistry:
         """An embedding model of the model server: the worker keeps only its tokenizer."""
         from tokenizers import Tokenizer
 
-        from api.inference.remote import ModelServerClient, RemoteBatcher, RemoteEmbeddingModel
+        from api.runtime.remote import ModelServerClient, RemoteBatcher, RemoteEmbeddingModel
 
         client = ModelServerClient(settings.model_server)
         model = RemoteEmbeddingModel(spec, client, settings.model_server_wait_s)

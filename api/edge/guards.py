@@ -19,7 +19,7 @@ from flask import Flask, current_app, request
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
 from werkzeug.exceptions import MethodNotAllowed
 
-from api.errors import (
+from api.edge.errors import (
     BadRequest,
     PayloadTooLarge,
     Unprocessable,

@@ -1,4 +1,4 @@
-"""Concurrency caps and the limits around authentication (the API budget is `api.budget`).
+"""Concurrency caps and the limits around authentication (the API budget is `api.access.budget`).
 
 - `inference_slot`: at most `INFERENCE_PER_USER` inference calls of one user run
   at once (streams at most `STREAMS_PER_USER` of those), across workers via Redis,
@@ -31,7 +31,7 @@ from flask import Flask, current_app, g
 from flask_limiter.util import get_remote_address
 from limits import parse
 
-from api.errors import TooManyRequests
+from api.edge.errors import TooManyRequests
 from api.extensions import limiter, redis_client
 
 log = logging.getLogger(__name__)

@@ -21,11 +21,11 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-from api.errors import APIError
-from api.inference import wire
-from api.inference.errors import DeadlineExceeded, ModelNotFound, ModelUnavailable, QueueFull
-from api.inference.specs import ModelInfo, ModelSpec
+from api.edge.errors import APIError
 from api.observability.tracing import current_trace_id
+from api.runtime import wire
+from api.runtime.errors import DeadlineExceeded, ModelNotFound, ModelUnavailable, QueueFull
+from api.runtime.specs import ModelInfo, ModelSpec
 
 NOT_ANSWERING = "The model server is not answering; retry shortly."
 

@@ -20,11 +20,11 @@ import torch
 from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from api.inference.chat_template import render_plain
-from api.inference.decoding import IncrementalDecoder, StopSequenceFilter
-from api.inference.errors import DeadlineExceeded
-from api.inference.runtime import count_parameters, select_device
-from api.inference.specs import ModelInfo
+from api.runtime.devices import count_parameters, select_device
+from api.runtime.errors import DeadlineExceeded
+from api.runtime.models.chat_template import render_plain
+from api.runtime.models.decoding import IncrementalDecoder, StopSequenceFilter
+from api.runtime.specs import ModelInfo
 
 
 @dataclass(frozen=True)

@@ -200,7 +200,7 @@ class ContractPlugin(BasePlugin):
                 if method in BODY_METHODS:
                     _add(responses, 413)
                     _add(responses, 415)
-                    _add(responses, 422)  # an object key that cannot be stored (api/guards.py)
+                    _add(responses, 422)  # an object key that cannot be stored (api/edge/guards.py)
             _apply_traits(operation, traits)
             for response in responses.values():
                 if isinstance(response, dict):
@@ -210,7 +210,7 @@ class ContractPlugin(BasePlugin):
 def field_properties(self: Any, field: fields.Field, ret: dict, **_: Any) -> dict:
     """A field's own OpenAPI shape (`openapi_property()`), and no NUL in any plain string.
 
-    api/guards.py refuses NUL in every string, so the document says so.
+    api/edge/guards.py refuses NUL in every string, so the document says so.
     """
     custom = getattr(field, "openapi_property", None)
     if custom is not None:

@@ -18,7 +18,7 @@ from flask import Flask, Response, jsonify
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
-from api.contract import ERROR_TYPES
+from api.edge.contract import ERROR_TYPES
 from api.observability.tracing import current_trace_id
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ Least privilege: a route names the credential it takes. Account, token and admin
 routes take a login session only (`session_only`, implied by `admin`); API tokens
 reach only the routes whose scope they carry. A session carries every scope.
 Invalid credentials are counted per client address; past `AUTH_FAILURE_LIMIT` that
-address gets 429 before any lookup (see `api.ratelimits`).
+address gets 429 before any lookup (see `api.access.ratelimits`).
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from flask_jwt_extended import current_user, get_jwt, verify_jwt_in_request
 from flask_jwt_extended.exceptions import JWTDecodeError
 from jwt import ExpiredSignatureError, InvalidTokenError
 
+from api.access.budget import LIMITED, Budget, EpochChanged, check_budget, limits_for
+from api.access.ratelimits import check_auth_failures, record_auth_failure
 from api.auth.models import User
-from api.budget import LIMITED, Budget, EpochChanged, check_budget, limits_for
-from api.contract import declare
 from api.db_types import utcnow
-from api.errors import Forbidden, Unauthorized
+from api.edge.contract import declare
+from api.edge.errors import Forbidden, Unauthorized
 from api.extensions import db
-from api.ratelimits import check_auth_failures, record_auth_failure
 from api.tokens.cache import CachedPrincipal, principal_cache, read_epoch
 from api.tokens.format import has_valid_checksum, hash_token, looks_like_api_token
 from api.tokens.service import MalformedToken, load_token

@@ -1,4 +1,4 @@
-"""The errors inference raises, already shaped for the client (see `api.errors`).
+"""The errors inference raises, already shaped for the client (see `api.edge.errors`).
 
 A full queue or a model that cannot load is a 503 with `Retry-After`, a missed
 deadline a 504, an unknown model a 404 naming it. Routes can let them propagate:
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from api.errors import GatewayTimeout, NotFound, ServiceUnavailable
+from api.edge.errors import GatewayTimeout, NotFound, ServiceUnavailable
 
 RETRY_AFTER_S = 1
 

@@ -1,0 +1,72 @@
+"""The model server's keeper: start it from the gunicorn master, restart it when it dies.
+
+`start_supervisor` (called by gunicorn.conf.py) runs `python -m api.runtime.model_server
+--supervise`, whose `supervise` runs the server as a child and starts it again whenever
+it exits, until SIGTERM; both end with their parent (`end_with_parent`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from api.runtime import wire
+
+MODULE = "api.runtime.model_server"
+PR_SET_PDEATHSIG = 1
+
+
+def end_with_parent() -> None:
+    """Ask Linux for SIGTERM when the parent dies, so no server outlives its gunicorn."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the supervisor still ends us
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def supervise(path: str) -> int:
+    """Run `serve(path)` in a child and start it again whenever it exits, until SIGTERM."""
+    end_with_parent()
+    stopping = False
+    child: subprocess.Popen[bytes] | None = None
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        if child is not None:
+            child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    pause = 0.5
+    while not stopping:
+        started = time.monotonic()
+        child = subprocess.Popen([sys.executable, "-m", MODULE, "--socket", path])  # noqa: S603
+        code = child.wait()
+        if stopping:
+            break
+        print(f"modelgate: the model server exited with {code}; starting it again", file=sys.stderr)
+        pause = 0.5 if time.monotonic() - started > 30 else min(pause * 2, 10.0)
+        time.sleep(pause)
+    return 0
+
+
+def start_supervisor(path: str) -> subprocess.Popen[bytes]:
+    """Start `--supervise` for `path` as a child of this process (the gunicorn master)."""
+    command = [sys.executable, "-m", MODULE, "--supervise", "--socket", path]
+    return subprocess.Popen(command)  # noqa: S603 - our own module, our own path
+
+
+def answers(path: str, timeout: float = 1.0) -> bool:
+    """Whether a model server answers `info` on `path` (for tests and waiting)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(path)
+            wire.send(sock, {"op": "info"})
+            return bool(wire.receive(sock)[0].get("ok"))
+    except (OSError, ConnectionError, ValueError):
+        return False
