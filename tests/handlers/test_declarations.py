@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from api.config import ConfigError
-from api.handlers.declarations import declare
-from api.handlers.loader import describe_target, load_class, split_target
+from api.runtime.handlers.declarations import declare
+from api.runtime.handlers.loader import describe_target, load_class, split_target
 from tests.handlers.sample_handler import Tiny
 
 
@@ -115,7 +115,7 @@ def test_split_target_keeps_the_colon_of_the_class_only():
 
 
 def test_a_models_line_names_the_handler_and_its_settings():
-    from api.handlers.specs import handler_entries
+    from api.runtime.handlers.specs import handler_entries
 
     found = handler_entries(
         "storyteller, tiny=handler:/srv/tiny.py:Tiny max_batch_size=8 device=cuda timeout_s=5,"

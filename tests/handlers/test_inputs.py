@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from api.errors import Unprocessable, ValidationFailed
-from api.handlers.declarations import declare
-from api.handlers.decoding import decode_item
-from api.handlers.inputs import check_request
+from api.edge.errors import Unprocessable, ValidationFailed
+from api.runtime.handlers.declarations import declare
+from api.runtime.handlers.decoding import decode_item
+from api.runtime.handlers.inputs import check_request
 from tests.handlers import images
 from tests.handlers.sample_handler import Tiny, Vectors
 

@@ -14,7 +14,7 @@ import torch
 from sqlalchemy import create_engine, text
 
 from api import create_app
-from api.config import TestConfig
+from api.config import TestConfig as AppTestConfig
 from api.extensions import db
 from tests.handlers import images
 from tests.services import gunicorn
@@ -79,7 +79,7 @@ def write_model(folder):
 @pytest.fixture
 def stack(tmp_path, live_database, redis_url, redis_db):
     handler = write_model(tmp_path)
-    app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=live_database))
+    app = create_app(AppTestConfig(SQLALCHEMY_DATABASE_URI=live_database))
     main = make_account(app, "owner@example.org")
     tokens = {
         "good": main.mint(scopes=("predict", "usage"))["token"],
@@ -99,6 +99,8 @@ def stack(tmp_path, live_database, redis_url, redis_db):
         "MODELS": f"brightness=handler:{handler}:Brightness",  # the one configuration line
         "RATE_LIMIT_DEFAULT": "1000/minute",
         "USAGE_FLUSH_INTERVAL_MS": "100",
+        # Slots are per user id in the test Redis, which other checkouts' live tests share.
+        "INFERENCE_PER_USER": "64",
     }
     with gunicorn(env, tmp_path, workers=2) as base:
         ready = time.monotonic() + 90
@@ -178,6 +180,9 @@ def test_a_new_model_served_from_one_line(stack, live_database):
     traced = [line for line in lines if line.get("trace.id") == trace]
     assert any(line.get("log.logger") == "modelgate.access" for line in traced)
     assert any(line.get("inference.model") == "brightness" for line in traced), "model process line"
+
+    metrics = requests.get(f"{base}/metrics", timeout=10).text
+    assert 'inference_batch_size_count{model="brightness"}' in metrics
 
     image = {"image": b64(images.png())}
     refused = call(base, tokens["no_scope"], json=image)

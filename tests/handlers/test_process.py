@@ -3,6 +3,7 @@ then a fresh process, a failed setup reported while the process stays up."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -10,10 +11,10 @@ import time
 
 import pytest
 
-from api.errors import APIError
-from api.handlers.client import HandlerClient, ModelRestarting
-from api.handlers.supervisor import start
-from api.inference.errors import DeadlineExceeded
+from api.edge.errors import APIError
+from api.runtime.errors import DeadlineExceeded
+from api.runtime.handlers.client import HandlerClient, ModelRestarting
+from api.runtime.handlers.supervisor import start
 from tests.handlers import images
 
 MODELS = ",".join(
@@ -21,8 +22,12 @@ MODELS = ",".join(
         "tiny=handler:tests.handlers.sample_handler:Tiny max_batch_size=2",
         "crasher=handler:tests.handlers.sample_crash:Crasher timeout_s=1",
         "nosetup=handler:tests.handlers.sample_crash:FailsSetup",
+        "broken=handler:tests.handlers.sample_handler:Broken",
     ]
 )
+
+
+NAMES = ("tiny", "crasher", "nosetup", "broken")
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +36,13 @@ def processes(tmp_path_factory):
     env = {**os.environ, "MODELS": MODELS, "LOG_FORMAT": "text", "LOG_LEVEL": "WARNING"}
     old = dict(os.environ)
     os.environ.update(env)
-    started = {
-        name: start(name, str(directory / f"{name}.sock"))
-        for name in ("tiny", "crasher", "nosetup")
-    }
+    started = {name: start(name, str(directory / f"{name}.sock")) for name in NAMES}
     os.environ.clear()
     os.environ.update(old)
     clients = {name: HandlerClient(name, str(directory / f"{name}.sock")) for name in started}
-    for client in clients.values():
+    for client in list(clients.values()):
         wait_for(client, ("ready", "failed"))
+    clients["folder"] = directory
     yield clients
     for supervisor in started.values():
         supervisor.terminate()
@@ -108,10 +111,60 @@ def test_a_hang_is_504_at_the_deadline_and_the_process_is_replaced(processes):
 
 def test_the_module_runs_as_a_script():
     result = subprocess.run(
-        [sys.executable, "-m", "api.handlers.server", "--help"],
+        [sys.executable, "-m", "api.runtime.handlers.server", "--help"],
         capture_output=True,
         text=True,
         check=False,
         timeout=60,
     )
     assert result.returncode == 0 and "--model" in result.stdout
+
+
+def test_through_the_route_a_raising_handler_is_500_with_the_trace_id(processes, make_app):
+    from tests.tokens.conftest import make_account
+
+    app = make_app(MODELS=MODELS, HANDLER_SOCKET_DIR=str(processes["folder"]))
+    headers = {"Authorization": "Bearer " + make_account(app).mint(scopes=("predict",))["token"]}
+    client = app.test_client()
+    failed = client.post(
+        "/v1/models/broken/predict", headers=headers, json={"x": [[1], [2]], "note": "s3cr"}
+    )
+    assert failed.status_code == 500, failed.get_json()
+    error = failed.get_json()["error"]
+    assert error["code"] == "model_error" and error["trace_id"] == failed.headers["X-Trace-Id"]
+    assert "s3cr" not in failed.get_data(as_text=True)
+    answered = client.post(
+        "/v1/models/tiny/predict",
+        headers=headers,
+        data={"image": (io.BytesIO(images.png()), "a.png")},
+    )
+    assert answered.status_code == 200, answered.get_json()
+    assert answered.get_json()["usage"] == {"units": 1, "unit": "images"}
+    described = client.get("/v1/models/tiny", headers=headers).get_json()
+    assert described["schema"]["inputs"][0]["name"] == "image"
+    ready = client.get("/readyz", environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_json()
+    assert ready["models"]["nosetup"] == "failed: FileNotFoundError: weights.pt is missing"
+    assert ready["models"]["tiny"] == "ready"
+
+
+def test_the_start_check_names_the_model_and_field_of_a_bad_declaration(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "class Bad:\n"
+        "    inputs = [{'name': 'x', 'kind': 'tensor', 'shape': [0]}]\n"
+        "    outputs = [{'name': 'y', 'kind': 'text'}]\n"
+        "    def setup(self, device): raise AssertionError('never called')\n"
+        "    def predict(self, batch): return []\n"
+    )
+    command = [sys.executable, "-m", "api.runtime.handlers.server", "--check"]
+    env = {
+        **os.environ,
+        "MODELS": f"ok=handler:tests.handlers.sample_handler:Tiny,bad=handler:{bad}:Bad",
+    }
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 1
+    assert "model 'bad': inputs[0] x: shape must be" in result.stderr
+    env["MODELS"] = "ok=handler:tests.handlers.sample_handler:Tiny"
+    assert subprocess.run(command, env=env, timeout=120, check=False).returncode == 0

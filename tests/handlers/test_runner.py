@@ -9,10 +9,10 @@ import time
 import pytest
 import torch  # noqa: F401 - loaded before any deadline starts, as in the model process
 
-from api.handlers.declarations import declare
-from api.handlers.inputs import check_request
-from api.handlers.runner import HandlerFailed, HandlerRunner
-from api.inference.errors import DeadlineExceeded
+from api.runtime.errors import DeadlineExceeded
+from api.runtime.handlers.declarations import declare
+from api.runtime.handlers.inputs import check_request
+from api.runtime.handlers.runner import HandlerFailed, HandlerRunner
 from tests.handlers import images
 from tests.handlers.sample_handler import Broken, Liar, Sleepy, Tiny, Vectors
 

@@ -10,9 +10,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from api.handlers.inputs import check_request
-from api.handlers.registry import HandlerModels
-from api.inference.errors import DeadlineExceeded
+from api.runtime.errors import DeadlineExceeded
+from api.runtime.handlers.inputs import check_request
+from api.runtime.handlers.registry import HandlerModels
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ import logging
 import time
 from typing import Any
 
-from api.errors import APIError
-from api.handlers.declarations import Declaration
-from api.handlers.decoding import HandlerFault, decode_item, encode_outputs, guard_pixels
-from api.inference.batcher import MicroBatcher
+from api.edge.errors import APIError
+from api.runtime.batcher import MicroBatcher
+from api.runtime.handlers.declarations import Declaration
+from api.runtime.handlers.decoding import HandlerFault, decode_item, encode_outputs, guard_pixels
 
 log = logging.getLogger(__name__)
 Encoded = tuple[dict[str, Any], int] | HandlerFault
@@ -102,7 +102,7 @@ class HandlerRunner:
         """One item's outputs and units; raises 422 (bad image), 500, 503 (queue full), 504."""
         item = decode_item(self.declaration, values, blobs)
         if time.monotonic() >= deadline:
-            from api.inference.errors import DeadlineExceeded
+            from api.runtime.errors import DeadlineExceeded
 
             raise DeadlineExceeded()
         (result,) = self.batcher.run([item], deadline=deadline)

@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from api.config import ConfigError
-from api.handlers.declarations import Declaration, declare
+from api.runtime.handlers.declarations import Declaration, declare
 
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _CLASS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -14,10 +14,10 @@ import socket
 import threading
 from typing import Any
 
-from api.errors import APIError, ServiceUnavailable
-from api.inference import wire
-from api.inference.errors import RETRY_AFTER_S, DeadlineExceeded
+from api.edge.errors import APIError, ServiceUnavailable
 from api.observability.tracing import current_trace_id
+from api.runtime import wire
+from api.runtime.errors import RETRY_AFTER_S, DeadlineExceeded
 
 RESTARTING = "The model is restarting; retry shortly."
 

@@ -11,11 +11,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from api.errors import APIError
-from api.handlers.client import HandlerClient, socket_path
-from api.handlers.declarations import Declaration, field_spec
-from api.handlers.specs import HandlerSettings, handler_entries
-from api.inference.errors import ModelNotFound, ModelUnavailable
+from flask import current_app
+
+from api.edge.errors import APIError
+from api.runtime.errors import ModelNotFound, ModelUnavailable
+from api.runtime.handlers.client import HandlerClient, socket_path
+from api.runtime.handlers.declarations import Declaration, field_spec
+from api.runtime.handlers.specs import HandlerSettings, handler_entries
 
 
 @dataclass(frozen=True)
@@ -98,3 +100,37 @@ class HandlerModels:
             state = str(info.get("state"))
             states[model_id] = f"failed: {info.get('error')}" if state == "failed" else state
         return states
+
+
+def handler_models() -> HandlerModels:
+    """This app's handler models (made on first use from MODELS and HANDLER_SOCKET_DIR)."""
+    extensions = current_app.extensions
+    if "handler_models" not in extensions:
+        config = current_app.config
+        extensions["handler_models"] = HandlerModels(
+            config["MODELS"], config.get("HANDLER_SOCKET_DIR")
+        )
+    return extensions["handler_models"]
+
+
+def model_info(models: HandlerModels, model_id: str) -> dict[str, Any]:
+    """What `GET /v1/models/{id}` answers of a handler model: OpenAI's shape and its schema."""
+    described = models.describe(model_id)
+    return {
+        "id": model_id,
+        "created": described.created,
+        "task": "handler",
+        "device": described.device,
+        "schema": described.declaration.describe(),
+    }
+
+
+def ready_infos(models: HandlerModels) -> list[dict[str, Any]]:
+    """The handler models that answer now (`GET /v1/models` lists only those)."""
+    infos = []
+    for model_id in models.entries:
+        try:
+            infos.append(model_info(models, model_id))
+        except APIError:
+            continue
+    return infos

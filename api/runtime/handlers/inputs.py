@@ -21,8 +21,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.errors import Unprocessable, ValidationFailed
-from api.handlers.declarations import Declaration, FieldSpec
+from api.edge.errors import Unprocessable, ValidationFailed
+from api.runtime.handlers.declarations import Declaration, FieldSpec
 
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.ASCII)
 _FALSE, _TRUE = {"false", "0", "no", "off"}, {"true", "1", "yes", "on"}

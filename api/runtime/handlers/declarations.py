@@ -98,7 +98,7 @@ class Declaration:
 
 def _describe(spec: FieldSpec) -> dict[str, Any]:
     described: dict[str, Any] = {"name": spec.name, "kind": spec.kind, "required": spec.required}
-    if not spec.required:
+    if not spec.required and spec.default is not None:
         described["default"] = spec.default
     if spec.description:
         described["description"] = spec.description

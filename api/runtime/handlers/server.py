@@ -1,8 +1,8 @@
 """One handler model in a process of its own, answering the gunicorn workers on a Unix socket.
 
-`python -m api.handlers.server --model ID --socket PATH` loads the handler that
+`python -m api.runtime.handlers.server --model ID --socket PATH` loads the handler that
 `MODELS` names for ID, listens at once (answering `info` with state `loading`),
-calls `setup(device)`, then answers `predict` frames (`api.inference.wire`: a JSON
+calls `setup(device)`, then answers `predict` frames (`api.runtime.wire`: a JSON
 header and the images' bytes as the payload). A `setup` that raises leaves the
 process up in state `failed`, so `/readyz` can say why while the other models
 serve, instead of a restart loop. A batch that runs past `hang_s` (three deadlines)
@@ -23,12 +23,12 @@ import threading
 import time
 from typing import Any
 
-from api.errors import APIError
-from api.inference import wire
-from api.inference.errors import ModelUnavailable
+from api.edge.errors import APIError
 from api.observability.tracing import bind_trace_id, reset_trace_id
+from api.runtime import wire
+from api.runtime.errors import ModelUnavailable
 
-log = logging.getLogger("api.handlers.server")
+log = logging.getLogger("api.runtime.handlers.server")
 
 
 class HandlerProcess:
@@ -45,10 +45,11 @@ class HandlerProcess:
         self.timeout_s = 30.0
 
     def load(self, models: str, default_timeout_s: float) -> None:
-        from api.handlers.declarations import declare
-        from api.handlers.loader import choose_device, load_class
-        from api.handlers.runner import HandlerRunner
-        from api.handlers.specs import handler_entries
+        from api.runtime.handlers.declarations import declare
+        from api.runtime.handlers.loader import choose_device, load_class
+        from api.runtime.handlers.runner import HandlerRunner
+        from api.runtime.handlers.specs import handler_entries
+        from api.runtime.metrics import ModelMetrics
 
         try:
             settings = handler_entries(models)[self.model_id]
@@ -58,7 +59,12 @@ class HandlerProcess:
             self.device = choose_device(self.declaration.device)
             handler = handler_class()
             handler.setup(self.device)
-            self.runner = HandlerRunner(handler, self.declaration, max_queue=settings.max_queue)
+            self.runner = HandlerRunner(
+                handler,
+                self.declaration,
+                max_queue=settings.max_queue,
+                observer=ModelMetrics(self.model_id),  # /metrics: batch sizes, waits, depth
+            )
         except Exception as error:
             self.state, self.error = "failed", f"{type(error).__name__}: {error}"[:500]
             log.exception("handler setup failed", extra={"inference.model": self.model_id})
@@ -168,8 +174,8 @@ def _watch_for_hangs(process: HandlerProcess) -> None:
 
 def serve(model_id: str, path: str) -> int:
     from api.config import Config
-    from api.handlers.supervisor import end_with_parent, stop_on_sigterm
     from api.observability.logs import configure_logging
+    from api.runtime.handlers.supervisor import end_with_parent, stop_on_sigterm
 
     end_with_parent()
     stop_on_sigterm()
@@ -205,16 +211,41 @@ def serve(model_id: str, path: str) -> int:
     return 0
 
 
+def check(models: str) -> int:
+    """Import every handler of `models` and check its declarations (never `setup`): 0 or 1.
+
+    The gunicorn master runs this in a child before it starts, so a bad declaration
+    stops the start with the error naming the model and the field, and torch is never
+    imported into the master that forks the workers.
+    """
+    from api.config import ConfigError
+    from api.runtime.handlers.loader import describe_target
+    from api.runtime.handlers.specs import handler_entries
+
+    try:
+        for model_id, settings in handler_entries(models).items():
+            describe_target(model_id, settings.target, settings.overrides)
+    except ConfigError as error:
+        print(f"modelgate: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    from api.handlers.supervisor import supervise
+    from api.runtime.handlers.supervisor import supervise
 
     parser = argparse.ArgumentParser(description="one modelgate handler model")
-    parser.add_argument("--model", required=True, help="the model id in MODELS")
-    parser.add_argument("--socket", required=True, help="the Unix socket to listen on")
+    parser.add_argument("--check", action="store_true", help="check every handler in MODELS")
+    parser.add_argument("--model", help="the model id in MODELS")
+    parser.add_argument("--socket", help="the Unix socket to listen on")
     parser.add_argument("--supervise", action="store_true", help="run it and restart it")
     args = parser.parse_args(argv)
+    if args.check:
+        return check(os.environ.get("MODELS", ""))
+    if not args.model or not args.socket:
+        parser.error("--model and --socket are required")
     if args.supervise:
-        command = [sys.executable, "-m", "api.handlers.server", "--model", args.model]
+        command = [sys.executable, "-m", "api.runtime.handlers.server", "--model", args.model]
         return supervise([*command, "--socket", args.socket])
     return serve(args.model, args.socket)
 

@@ -12,30 +12,50 @@ import time
 from typing import Any
 
 from flask import current_app, request
+from marshmallow import Schema, fields
 
-from api.budget import api_rate_limit
-from api.errors import UnsupportedMediaType, ValidationFailed
+from api.access.budget import api_rate_limit
+from api.access.ratelimits import inference_slot
+from api.access.security import authenticate, current_principal
+from api.edge.errors import UnsupportedMediaType, ValidationFailed
+from api.edge.guards import string_problem
+from api.edge.validation import Blueprint
 from api.extensions import db
-from api.handlers import service
-from api.handlers.registry import HandlerModels
 from api.observability.tracing import current_trace_id
-from api.ratelimits import inference_slot
-from api.security import authenticate, current_principal
+from api.runtime.handlers import service
+from api.runtime.handlers.registry import handler_models
 from api.usage.metering import meter, metered
-from api.validation import Blueprint
 
 blueprint = Blueprint("predict", __name__, url_prefix="/v1", description="Handler models.")
 
 
-def handler_models() -> HandlerModels:
-    """This app's handler models (made on first use from MODELS and HANDLER_SOCKET_DIR)."""
-    extensions = current_app.extensions
-    if "handler_models" not in extensions:
-        config = current_app.config
-        extensions["handler_models"] = HandlerModels(
-            config["MODELS"], config.get("HANDLER_SOCKET_DIR")
-        )
-    return extensions["handler_models"]
+class PredictUsageOut(Schema):
+    units = fields.Integer(metadata={"description": "What the call used, in the model's unit."})
+    unit = fields.String(metadata={"description": "The model's unit: images, items ..."})
+
+
+class PredictOut(Schema):
+    model = fields.String()
+    outputs = fields.Dict(metadata={"description": "The model's declared outputs, by name."})
+    usage = fields.Nested(PredictUsageOut)
+    trace_id = fields.String()
+
+
+_INPUTS = {
+    "type": "object",
+    "additionalProperties": True,
+    "description": "The model's declared inputs by name (GET /v1/models/{model_id} lists "
+    "them): images as base64 or data: URLs, tensors as nested lists.",
+}
+BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": _INPUTS, "example": {"image": "data:image/png;base64,..."}},
+        "multipart/form-data": {
+            "schema": {**_INPUTS, "description": "One part per input; images as files."}
+        },
+    },
+}
 
 
 def _read_body() -> tuple[dict[str, Any], dict[str, bytes], bool]:
@@ -46,6 +66,9 @@ def _read_body() -> tuple[dict[str, Any], dict[str, bytes], bool]:
             values = request.form.getlist(name)
             if len(values) > 1:
                 raise ValidationFailed(details={name: ["Give this field once."]})
+            problem = string_problem(values[0]) or string_problem(name)
+            if problem:
+                raise ValidationFailed(details={name: [problem]})
             fields[name] = values[0]
         files = {}
         for name in request.files:
@@ -70,7 +93,8 @@ def _read_body() -> tuple[dict[str, Any], dict[str, bytes], bool]:
 @metered("predict")
 @api_rate_limit
 @blueprint.errors(400, 404, 413, 415, 422, 500, 503, 504)
-@blueprint.doc(operationId="predict")
+@blueprint.doc(operationId="predict", requestBody=BODY)
+@blueprint.response(200, PredictOut)
 def predict(model_id: str):
     """Run a handler model on one item; the body is the model's declared inputs."""
     models = handler_models()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.config import ConfigError
-from api.handlers.loader import split_target
+from api.runtime.handlers.loader import split_target
 
 _INTS = ("max_batch_size", "timeout_s", "max_queue")
 _FLOATS = ("max_wait_ms",)
@@ -33,6 +33,8 @@ class HandlerSettings:
 
 def parse_handler(model_id: str, text: str) -> HandlerSettings:
     """`TARGET [key=value ...]` (what follows `handler:`), or ConfigError naming the model."""
+    if not text.split():
+        raise ConfigError(f"model {model_id!r}: name the handler after handler:")
     target, *pairs = text.split()
     split_target(model_id, target)
     values: dict[str, Any] = {}

@@ -60,5 +60,5 @@ def supervise(command: list[str]) -> int:
 
 def start(model_id: str, path: str) -> subprocess.Popen[bytes]:
     """Start the supervisor of `model_id`'s process, listening on `path`."""
-    command = [sys.executable, "-m", "api.handlers.server", "--supervise"]
+    command = [sys.executable, "-m", "api.runtime.handlers.server", "--supervise"]
     return subprocess.Popen([*command, "--model", model_id, "--socket", path])  # noqa: S603

@@ -16,8 +16,8 @@ import math
 import numbers
 from typing import Any
 
-from api.errors import Unprocessable
-from api.handlers.declarations import Declaration, FieldSpec
+from api.edge.errors import Unprocessable
+from api.runtime.handlers.declarations import Declaration, FieldSpec
 
 UNITS_KEY = "_units"  # an output dict may say how many units its item used
 
