@@ -2,7 +2,7 @@
 
 import { type Client, formDataBodySerializer, type Options as Options2, type TDataShape } from './client';
 import { client } from './client.gen';
-import type { DeleteV1FilesByFileIdData, DeleteV1FilesByFileIdErrors, DeleteV1FilesByFileIdResponses, DeleteV1HistoryByEntryIdData, DeleteV1HistoryByEntryIdErrors, DeleteV1HistoryByEntryIdResponses, DeleteV1TokensByTokenIdData, DeleteV1TokensByTokenIdErrors, DeleteV1TokensByTokenIdResponses, GetHealthzData, GetHealthzResponses, GetReadyzData, GetReadyzErrors, GetReadyzResponses, GetV1AdminSettingsData, GetV1AdminSettingsErrors, GetV1AdminSettingsResponses, GetV1AdminUsageData, GetV1AdminUsageErrors, GetV1AdminUsageResponses, GetV1AdminUsersByUserIdData, GetV1AdminUsersByUserIdErrors, GetV1AdminUsersByUserIdResponses, GetV1AdminUsersData, GetV1AdminUsersErrors, GetV1AdminUsersResponses, GetV1AuthMeData, GetV1AuthMeErrors, GetV1AuthMeResponses, GetV1BatchesByBatchIdData, GetV1BatchesByBatchIdErrors, GetV1BatchesByBatchIdResponses, GetV1BatchesData, GetV1BatchesErrors, GetV1BatchesResponses, GetV1FilesByFileIdContentData, GetV1FilesByFileIdContentErrors, GetV1FilesByFileIdContentResponses, GetV1FilesByFileIdData, GetV1FilesByFileIdErrors, GetV1FilesByFileIdResponses, GetV1FilesData, GetV1FilesErrors, GetV1FilesResponses, GetV1HistoryData, GetV1HistoryErrors, GetV1HistoryResponses, GetV1ModelsByModelIdData, GetV1ModelsByModelIdErrors, GetV1ModelsByModelIdResponses, GetV1ModelsData, GetV1ModelsErrors, GetV1ModelsResponses, GetV1TokensData, GetV1TokensErrors, GetV1TokensResponses, GetV1UsageCsvData, GetV1UsageCsvErrors, GetV1UsageCsvResponses, GetV1UsageData, GetV1UsageErrors, GetV1UsageResponses, PatchV1AdminUsersByUserIdData, PatchV1AdminUsersByUserIdErrors, PatchV1AdminUsersByUserIdResponses, PatchV1AuthMeData, PatchV1AuthMeErrors, PatchV1AuthMeResponses, PatchV1TokensByTokenIdData, PatchV1TokensByTokenIdErrors, PatchV1TokensByTokenIdResponses, PostV1AuthChangePasswordData, PostV1AuthChangePasswordErrors, PostV1AuthChangePasswordResponses, PostV1AuthForgotPasswordData, PostV1AuthForgotPasswordErrors, PostV1AuthForgotPasswordResponses, PostV1AuthLoginData, PostV1AuthLoginErrors, PostV1AuthLoginResponses, PostV1AuthLogoutAllData, PostV1AuthLogoutAllErrors, PostV1AuthLogoutAllResponses, PostV1AuthLogoutData, PostV1AuthLogoutErrors, PostV1AuthLogoutResponses, PostV1AuthRefreshData, PostV1AuthRefreshErrors, PostV1AuthRefreshResponses, PostV1AuthRegisterData, PostV1AuthRegisterErrors, PostV1AuthRegisterResponses, PostV1AuthResendVerificationData, PostV1AuthResendVerificationErrors, PostV1AuthResendVerificationResponses, PostV1AuthResetPasswordData, PostV1AuthResetPasswordErrors, PostV1AuthResetPasswordResponses, PostV1AuthVerifyEmailData, PostV1AuthVerifyEmailErrors, PostV1AuthVerifyEmailResponses, PostV1BatchesByBatchIdCancelData, PostV1BatchesByBatchIdCancelErrors, PostV1BatchesByBatchIdCancelResponses, PostV1BatchesData, PostV1BatchesErrors, PostV1BatchesResponses, PostV1ChatCompletionsData, PostV1ChatCompletionsErrors, PostV1ChatCompletionsResponses, PostV1CompletionsData, PostV1CompletionsErrors, PostV1CompletionsResponses, PostV1EmbeddingsData, PostV1EmbeddingsErrors, PostV1EmbeddingsResponses, PostV1FilesData, PostV1FilesErrors, PostV1FilesResponses, PostV1TokensData, PostV1TokensErrors, PostV1TokensResponses } from './types.gen';
+import type { DeleteV1FilesByFileIdData, DeleteV1FilesByFileIdErrors, DeleteV1FilesByFileIdResponses, DeleteV1HistoryByEntryIdData, DeleteV1HistoryByEntryIdErrors, DeleteV1HistoryByEntryIdResponses, DeleteV1TokensByTokenIdData, DeleteV1TokensByTokenIdErrors, DeleteV1TokensByTokenIdResponses, GetHealthzData, GetHealthzResponses, GetReadyzData, GetReadyzErrors, GetReadyzResponses, GetV1AdminSettingsData, GetV1AdminSettingsErrors, GetV1AdminSettingsResponses, GetV1AdminUsageData, GetV1AdminUsageErrors, GetV1AdminUsageResponses, GetV1AdminUsersByUserIdData, GetV1AdminUsersByUserIdErrors, GetV1AdminUsersByUserIdResponses, GetV1AdminUsersData, GetV1AdminUsersErrors, GetV1AdminUsersResponses, GetV1AuthMeData, GetV1AuthMeErrors, GetV1AuthMeResponses, GetV1BatchesByBatchIdData, GetV1BatchesByBatchIdErrors, GetV1BatchesByBatchIdResponses, GetV1BatchesData, GetV1BatchesErrors, GetV1BatchesResponses, GetV1FilesByFileIdContentData, GetV1FilesByFileIdContentErrors, GetV1FilesByFileIdContentResponses, GetV1FilesByFileIdData, GetV1FilesByFileIdErrors, GetV1FilesByFileIdResponses, GetV1FilesData, GetV1FilesErrors, GetV1FilesResponses, GetV1HistoryData, GetV1HistoryErrors, GetV1HistoryResponses, GetV1ModelsByModelIdData, GetV1ModelsByModelIdErrors, GetV1ModelsByModelIdResponses, GetV1ModelsData, GetV1ModelsErrors, GetV1ModelsResponses, GetV1TokensData, GetV1TokensErrors, GetV1TokensResponses, GetV1UsageCsvData, GetV1UsageCsvErrors, GetV1UsageCsvResponses, GetV1UsageData, GetV1UsageErrors, GetV1UsageResponses, PatchV1AdminUsersByUserIdData, PatchV1AdminUsersByUserIdErrors, PatchV1AdminUsersByUserIdResponses, PatchV1AuthMeData, PatchV1AuthMeErrors, PatchV1AuthMeResponses, PatchV1TokensByTokenIdData, PatchV1TokensByTokenIdErrors, PatchV1TokensByTokenIdResponses, PostV1AuthChangePasswordData, PostV1AuthChangePasswordErrors, PostV1AuthChangePasswordResponses, PostV1AuthForgotPasswordData, PostV1AuthForgotPasswordErrors, PostV1AuthForgotPasswordResponses, PostV1AuthLoginData, PostV1AuthLoginErrors, PostV1AuthLoginResponses, PostV1AuthLogoutAllData, PostV1AuthLogoutAllErrors, PostV1AuthLogoutAllResponses, PostV1AuthLogoutData, PostV1AuthLogoutErrors, PostV1AuthLogoutResponses, PostV1AuthRefreshData, PostV1AuthRefreshErrors, PostV1AuthRefreshResponses, PostV1AuthRegisterData, PostV1AuthRegisterErrors, PostV1AuthRegisterResponses, PostV1AuthResendVerificationData, PostV1AuthResendVerificationErrors, PostV1AuthResendVerificationResponses, PostV1AuthResetPasswordData, PostV1AuthResetPasswordErrors, PostV1AuthResetPasswordResponses, PostV1AuthVerifyEmailData, PostV1AuthVerifyEmailErrors, PostV1AuthVerifyEmailResponses, PostV1BatchesByBatchIdCancelData, PostV1BatchesByBatchIdCancelErrors, PostV1BatchesByBatchIdCancelResponses, PostV1BatchesData, PostV1BatchesErrors, PostV1BatchesResponses, PostV1ChatCompletionsData, PostV1ChatCompletionsErrors, PostV1ChatCompletionsResponses, PostV1CompletionsData, PostV1CompletionsErrors, PostV1CompletionsResponses, PostV1EmbeddingsData, PostV1EmbeddingsErrors, PostV1EmbeddingsResponses, PostV1FilesData, PostV1FilesErrors, PostV1FilesResponses, PostV1TokensData, PostV1TokensErrors, PostV1TokensResponses, PredictData, PredictErrors, PredictResponses } from './types.gen';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -431,7 +431,8 @@ export const getV1Models = <ThrowOnError extends boolean = false>(options?: Opti
 });
 
 /**
- * One model, as `GET /v1/models` lists it (OpenAI's retrieve model).
+ * One model, as `GET /v1/models` lists it (OpenAI's retrieve model); a handler model
+ * adds its declared `schema` (inputs, outputs, batch size, units).
  *
  * Takes an API token or a login session.
  */
@@ -439,6 +440,21 @@ export const getV1ModelsByModelId = <ThrowOnError extends boolean = false>(optio
     security: [{ scheme: 'bearer', type: 'http' }, { scheme: 'bearer', type: 'http' }],
     url: '/v1/models/{model_id}',
     ...options
+});
+
+/**
+ * Run a handler model on one item; the body is the model's declared inputs.
+ *
+ * Takes an API token or a login session; an API token needs the `predict` scope.
+ */
+export const predict = <ThrowOnError extends boolean = false>(options: Options<PredictData, ThrowOnError>) => (options.client ?? client).post<PredictResponses, PredictErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }, { scheme: 'bearer', type: 'http' }],
+    url: '/v1/models/{model_id}/predict',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
 });
 
 /**
