@@ -17,11 +17,12 @@ from marshmallow import Schema, fields
 from api.access.budget import api_rate_limit
 from api.access.ratelimits import inference_slot
 from api.access.security import authenticate, current_principal
-from api.edge.errors import UnsupportedMediaType, ValidationFailed
+from api.edge.errors import Unprocessable, UnsupportedMediaType, ValidationFailed
 from api.edge.guards import string_problem
 from api.edge.validation import Blueprint
 from api.extensions import db
 from api.observability.tracing import current_trace_id
+from api.runtime.errors import ModelNotFound
 from api.runtime.handlers import service
 from api.runtime.handlers.registry import handler_models
 from api.usage.metering import meter, metered
@@ -65,7 +66,9 @@ def _read_body() -> tuple[dict[str, Any], dict[str, bytes], bool]:
         for name in request.form:
             values = request.form.getlist(name)
             if len(values) > 1:
-                raise ValidationFailed(details={name: ["Give this field once."]})
+                raise Unprocessable(
+                    f"{name}: Give this field once.", details={name: ["Give this field once."]}
+                )
             problem = string_problem(values[0]) or string_problem(name)
             if problem:
                 raise ValidationFailed(details={name: [problem]})
@@ -74,7 +77,9 @@ def _read_body() -> tuple[dict[str, Any], dict[str, bytes], bool]:
         for name in request.files:
             uploads = request.files.getlist(name)
             if len(uploads) > 1 or name in fields:
-                raise ValidationFailed(details={name: ["Give this field once."]})
+                raise Unprocessable(
+                    f"{name}: Give this field once.", details={name: ["Give this field once."]}
+                )
             files[name] = uploads[0].read()
         return fields, files, True
     if request.is_json:
@@ -98,8 +103,9 @@ def _read_body() -> tuple[dict[str, Any], dict[str, bytes], bool]:
 def predict(model_id: str):
     """Run a handler model on one item; the body is the model's declared inputs."""
     models = handler_models()
-    if model_id in models:
-        meter().model = model_id
+    if model_id not in models:  # before the body: any body fits the document
+        raise ModelNotFound(model_id, "predict")
+    meter().model = model_id
     deadline = time.monotonic() + current_app.config["INFERENCE_TIMEOUT_S"]
     fields, files, from_form = _read_body()
     db.session.commit()  # give the connection back while the model runs

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from api.edge.errors import Unprocessable, ValidationFailed
+from api.edge.errors import Unprocessable
 from api.runtime.handlers.declarations import declare
 from api.runtime.handlers.decoding import decode_item
 from api.runtime.handlers.inputs import check_request
@@ -95,10 +95,10 @@ def test_a_truncated_png_passes_the_header_check_and_fails_decoding_as_422():
         ({"image": "aGk=", "threshold": 2}, {"threshold": ["Must be at most 1."]}),
     ],
 )
-def test_wrong_fields_and_json_types_are_400_naming_the_field(fields, details):
-    with pytest.raises(ValidationFailed) as raised:
+def test_wrong_fields_and_json_types_are_422_naming_the_field(fields, details):
+    with pytest.raises(Unprocessable) as raised:
         check_request(TINY, fields)
-    assert raised.value.status == 400
+    assert raised.value.status == 422
     assert {name: raised.value.details[name] for name in details} == details
 
 
@@ -123,7 +123,7 @@ def test_wrong_fields_and_json_types_are_400_naming_the_field(fields, details):
     ],
 )
 def test_tensors_and_other_kinds_are_checked(fields, said):
-    with pytest.raises(ValidationFailed) as raised:
+    with pytest.raises(Unprocessable) as raised:
         check_request(VECTORS, fields)
     assert raised.value.details == said
 
@@ -143,5 +143,5 @@ def test_form_values_are_read_as_their_kind():
     }
     item = decode_item(VECTORS, checked.values, checked.blobs)
     assert item["x"].dtype.is_floating_point and tuple(item["x"].shape) == (2, 2)
-    with pytest.raises(ValidationFailed, match=r"x: Not valid JSON for a tensor\."):
+    with pytest.raises(Unprocessable, match=r"x: Not valid JSON for a tensor\."):
         check_request(VECTORS, {"x": "[[1,"}, from_form=True)

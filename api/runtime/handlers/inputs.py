@@ -3,10 +3,10 @@
 Cheap checks only: types, lengths, ranges, tensor shapes, and for images their
 byte size, format and pixel count read from the file's header (Pillow's `open` reads
 no pixel data). Nothing is decoded here; the model's process decodes (`decoding`)
-with the same limits. Every problem is a 400 (the request's shape: a missing,
-unknown or mistyped field, a tensor of the wrong shape) or a 422 (an image that is
-empty, too large, not one of the formats, or has too many pixels), in the one
-error shape with `details` naming the field.
+with the same limits. Every problem (a missing, unknown or mistyped field, a tensor
+of the wrong shape, an image that is empty, too large, of another format or with too
+many pixels) is a 422 in the one error shape with `details` naming each field: the
+OpenAPI document takes any object, so such a body fits it but not the model.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.edge.errors import Unprocessable, ValidationFailed
+from api.edge.errors import Unprocessable
 from api.runtime.handlers.declarations import Declaration, FieldSpec
 
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.ASCII)
@@ -59,12 +59,10 @@ def check_request(
     """
     files = files or {}
     problems: dict[str, list[str]] = {}
-    statuses: set[int] = set()
     checked = Checked()
     for name in sorted((set(fields) | set(files)) - {spec.name for spec in declaration.inputs}):
         known = ", ".join(spec.name for spec in declaration.inputs)
         problems[name] = [f"Unknown field; {declaration.model_id} takes {known}."]
-        statuses.add(400)
     for spec in declaration.inputs:
         try:
             if spec.name in files:
@@ -77,11 +75,10 @@ def check_request(
                 checked.values[spec.name] = spec.default
         except _Bad as bad:
             problems[spec.name] = [str(bad)]
-            statuses.add(bad.status)
     if problems:
-        if statuses == {422}:  # well formed, but the content cannot be used
-            raise Unprocessable(_first(problems), details=problems)
-        raise ValidationFailed(details=problems)
+        # The document takes any object for any model: a request that does not fit this
+        # model's declaration fits the document but not the model, the house's 422.
+        raise Unprocessable(_first(problems), details=problems)
     return checked
 
 
