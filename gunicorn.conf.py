@@ -54,6 +54,7 @@ def on_starting(server):
         os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
         os.environ.setdefault("JWT_SECRET_KEY", secrets.token_urlsafe(48))
     start_model_server(config)
+    start_handler_models(config)
     global ready_announced
     ready_announced = multiprocessing.Value("b", 0)  # shared with every worker forked below
     return_large_blocks()  # before the workers fork: each inherits it (see api/process/memory.py)
@@ -83,8 +84,42 @@ def start_model_server(config):
     model_server = start_supervisor(os.environ["MODEL_SERVER_SOCKET"])
 
 
+handler_supervisors = []  # one per handler model (issue 26)
+
+
+def start_handler_models(config):
+    """One supervised process per handler model, each on a socket in a private (0700) folder.
+
+    The workers find the folder in HANDLER_SOCKET_DIR (set here, before they fork).
+    """
+    import tempfile
+
+    from api.runtime.handlers.client import socket_path
+    from api.runtime.handlers.supervisor import start
+    from api.runtime.specs import parse_model_specs
+
+    wanted = [spec.id for spec in parse_model_specs(config.MODELS) if spec.task == "handler"]
+    if not wanted:
+        return
+    # Their declarations first, in a child: a bad one stops the start, naming the field.
+    command = [sys.executable, "-m", "api.runtime.handlers.server", "--check"]
+    if subprocess.run(command, check=False).returncode != 0:  # noqa: S603 - our own module
+        sys.exit(1)
+    folder = tempfile.mkdtemp(prefix="modelgate-handlers-")
+    os.environ["HANDLER_SOCKET_DIR"] = folder
+    for model_id in wanted:
+        handler_supervisors.append(start(model_id, socket_path(folder, model_id)))
+
+
 def on_exit(server):
-    """Stop the model server with the master."""
+    """Stop the model server and the handler models with the master."""
+    for supervisor in handler_supervisors:
+        supervisor.terminate()
+    for supervisor in handler_supervisors:
+        with contextlib.suppress(subprocess.TimeoutExpired, ChildProcessError):
+            supervisor.wait(timeout=10)
+    if handler_supervisors:
+        shutil.rmtree(os.environ["HANDLER_SOCKET_DIR"], ignore_errors=True)
     if model_server is not None:
         model_server.terminate()
         # The master's own wait may reap it first; if it is slow, it ends with us anyway.

@@ -38,6 +38,7 @@ from api.files.routes import blueprint as files
 from api.health.metrics import blueprint as health_metrics
 from api.health.routes import blueprint as health
 from api.inference.completions import blueprint as completions
+from api.inference.predict import blueprint as predict
 from api.inference.routes import blueprint as inference
 from api.process import jobs
 from api.responses.routes import blueprint as responses
@@ -111,7 +112,8 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    for blueprint in (health, auth, admin, tokens, usage, inference, completions, files, batches):
+    features = (health, auth, admin, tokens, usage, inference, predict, completions, files, batches)
+    for blueprint in features:
         openapi.register_blueprint(blueprint)
     app.register_blueprint(health_metrics)  # /metrics: for operators, not in the document
     openapi.register_blueprint(responses)

@@ -155,8 +155,10 @@ class Config:
         self.BATCH_MAX_WAIT_MS = _int(env, "BATCH_MAX_WAIT_MS", 5)
         self.INFERENCE_QUEUE_SIZE = _int(env, "INFERENCE_QUEUE_SIZE", 256)
         self.INFERENCE_TIMEOUT_S = _int(env, "INFERENCE_TIMEOUT_S", 30)
-        # Set by gunicorn.conf.py: the embedding models run in one model server per host.
+        # Set by gunicorn.conf.py: the model server's socket, the handler models' folder.
         self.MODEL_SERVER_SOCKET = env.get("MODEL_SERVER_SOCKET") or None
+        self.HANDLER_SOCKET_DIR = env.get("HANDLER_SOCKET_DIR") or None
+        self.PREDICT_MAX_BYTES = _int(env, "PREDICT_MAX_BYTES", 16 * 1024 * 1024)
         self.MODEL_SERVER_WAIT_S = _int(env, "MODEL_SERVER_WAIT_S", 120)
         # The model server's connections: one per worker thread, twice over for a reload's
         # old and new workers, and spare; past it a connection is closed at once. A frame

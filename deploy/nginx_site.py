@@ -44,6 +44,7 @@ class Site:
     proxy_timeout_s: int = 120  # above INFERENCE_TIMEOUT_S: event streams are long
     max_body: str = "2m"
     file_max_bytes: int = 64 * 1024 * 1024  # the app's FILE_MAX_BYTES
+    predict_max_bytes: int = 16 * 1024 * 1024  # the app's PREDICT_MAX_BYTES
     connections_per_ip: int = 64
 
 
@@ -101,6 +102,7 @@ def values(site: Site, snippets: Path) -> dict[str, str]:
         "PROXY_TIMEOUT_S": str(site.proxy_timeout_s),
         "MAX_BODY": site.max_body,
         "MAX_UPLOAD": str(site.file_max_bytes + MULTIPART_HEADROOM),
+        "MAX_PREDICT": str(site.predict_max_bytes + MULTIPART_HEADROOM),
         "CONNECTIONS_PER_IP": str(site.connections_per_ip),
         "SNIPPETS": str(snippets),
     }

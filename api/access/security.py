@@ -44,6 +44,7 @@ SCOPES = {
     "usage": "read the account's usage figures",
     "batch": "upload, read and delete files; create, read and cancel batches (creating one "
     "also takes the scope of its endpoint)",
+    "predict": "call handler models (POST /v1/models/{id}/predict)",
 }
 ALL_SCOPES = frozenset(SCOPES)
 

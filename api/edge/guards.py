@@ -13,6 +13,7 @@ free-form object (batch `metadata`), so the document allows what the service ref
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -31,6 +32,7 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 MAX_JSON_DEPTH = 32
 MAX_ID = 2**31 - 1
 UPLOAD_PATHS = {"/v1/files"}
+PREDICT_PATH = re.compile(r"/v1/models/[^/]{1,64}/predict")  # JSON or multipart (issue 26)
 # What an upload's multipart framing (boundaries, part headers, `purpose`) may add to its
 # file: nginx allows the same (deploy/nginx_site.py), so a file of FILE_MAX_BYTES fits.
 MULTIPART_HEADROOM = 64 * 1024  # ids are INTEGER columns: 32 bits on PostgreSQL
@@ -101,11 +103,17 @@ def _takes_upload() -> bool:
     return request.method == "POST" and request.path in UPLOAD_PATHS
 
 
+def _takes_predict() -> bool:
+    """A handler model's predict: JSON, or multipart with files, up to PREDICT_MAX_BYTES."""
+    return request.method == "POST" and PREDICT_PATH.fullmatch(request.path) is not None
+
+
 def check_body() -> None:
     """Refuse oversized, non-JSON, malformed and unsafe bodies on the API with the matching 4xx."""
-    upload = _takes_upload()
-    limit = current_app.config["FILE_MAX_BYTES" if upload else "MAX_CONTENT_LENGTH"]
-    if upload:  # the file may be FILE_MAX_BYTES; the form around it takes a little more
+    upload, predict = _takes_upload(), _takes_predict()
+    setting = "FILE_MAX_BYTES" if upload else "PREDICT_MAX_BYTES" if predict else None
+    limit = current_app.config[setting or "MAX_CONTENT_LENGTH"]
+    if upload or predict:  # the files may be that large; the form around them takes a little more
         limit += MULTIPART_HEADROOM
         request.max_content_length = limit  # what werkzeug's multipart parser may read
     length = request.content_length
@@ -126,6 +134,8 @@ def check_body() -> None:
                 details={"content_type": request.mimetype or None},
             )
         return
+    if predict and request.mimetype == "multipart/form-data":
+        return  # the route checks each field against the model's declaration
     if not request.is_json:
         raise UnsupportedMediaType(details={"content_type": request.mimetype or None})
     try:

@@ -13,6 +13,7 @@ from api.edge.validation import Blueprint
 from api.health import schemas
 from api.health.service import check_dependencies
 from api.observability.metrics import from_operator_network
+from api.runtime.handlers.registry import handler_models
 
 blueprint = Blueprint("health", __name__, description="Liveness and readiness probes.")
 
@@ -40,4 +41,11 @@ class Ready(MethodView):
                 details={"checks": checks} if operator else {},
                 headers={"Retry-After": "5"},
             )
-        return {"status": "ok", "checks": checks} if operator else {"status": "ok"}
+        if not operator:
+            return {"status": "ok"}
+        handlers = handler_models()
+        return {
+            "status": "ok",
+            "checks": checks,
+            **({"models": handlers.states()} if handlers.entries else {}),
+        }

@@ -15,3 +15,11 @@ class ReadyOut(HealthOut):
         values=fields.String(validate=validate.OneOf(["ok", "unreachable"])),
         metadata={"description": "Each dependency's state; shown to OPERATOR_NETWORKS only."},
     )
+    models = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={
+            "description": "Each handler model's state (ready, loading, down, failed: why); "
+            "a model that is not ready does not make the host unready. OPERATOR_NETWORKS only."
+        },
+    )

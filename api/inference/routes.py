@@ -10,6 +10,7 @@ from api.extensions import db
 from api.inference import openai_format as fmt
 from api.inference import schemas, service
 from api.runtime import cache
+from api.runtime.handlers.registry import handler_models, model_info, ready_infos
 from api.runtime.registry import models
 from api.usage.metering import meter, metered
 
@@ -23,7 +24,7 @@ blueprint = Blueprint("inference", __name__, url_prefix="/v1", description="Mode
 @blueprint.response(200, schemas.ModelListOut)
 def list_models():
     """The models this server has loaded."""
-    return {"object": "list", "data": models.list()}
+    return {"object": "list", "data": [*models.list(), *ready_infos(handler_models())]}
 
 
 @blueprint.route("/models/<string(maxlength=64):model_id>", methods=["GET"])
@@ -33,7 +34,11 @@ def list_models():
 @blueprint.errors(404, 503)
 @blueprint.response(200, schemas.ModelOut)
 def retrieve_model(model_id: str):
-    """One model, as `GET /v1/models` lists it (OpenAI's retrieve model)."""
+    """One model, as `GET /v1/models` lists it (OpenAI's retrieve model); a handler model
+    adds its declared `schema` (inputs, outputs, batch size, units)."""
+    handlers = handler_models()
+    if model_id in handlers:
+        return model_info(handlers, model_id)
     return models.get(model_id).info
 
 

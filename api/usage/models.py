@@ -26,6 +26,7 @@ class InferenceRecord(db.Model):  # type: ignore[name-defined]
     status: Mapped[int]
     tokens_in: Mapped[int] = mapped_column(default=0)
     tokens_out: Mapped[int] = mapped_column(default=0)
+    units: Mapped[int] = mapped_column(default=0, server_default="0")  # a handler model's
     latency_ms: Mapped[float]
     trace_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -183,6 +183,7 @@ def write_lines(lines: list[dict[str, Any]], *, note_use: bool = True) -> None:
         table = InferenceRecord.__table__
         rows = [
             {
+                "units": 0,  # lines spooled before issue 26 have none
                 **{key: value for key, value in line.items() if key != "kind"},
                 "created_at": datetime.fromisoformat(line["created_at"]),
             }

@@ -239,6 +239,15 @@ def test_uploads_may_be_larger_than_json_bodies(stack):
     )
     assert big_json.status_code == 413  # nginx's own cap, before the app
     assert big_json.json()["error"]["code"] == "payload_too_large"
+    for host in (API, APP):  # a handler model's predict takes images: its cap is higher
+        predict = requests.post(
+            stack["https"] + "/v1/models/none-here/predict",
+            headers={"Host": host, "Authorization": f"Bearer {stack['token']}"},
+            files={"image": ("big.png", b"x" * (3 * 1024 * 1024))},
+            verify=False,
+            timeout=60,
+        )
+        assert predict.status_code in (403, 404), (host, predict.text[:300])  # the app's answer
 
 
 def _upload_head(host: str, length: int, headers: dict[str, str]) -> bytes:

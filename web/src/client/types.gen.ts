@@ -386,6 +386,12 @@ export type ModelOut = {
     object?: unknown;
     owned_by?: unknown;
     parameters?: number;
+    /**
+     * A handler model's declared inputs, outputs and units.
+     */
+    schema?: {
+        [key: string]: unknown;
+    };
     task?: string;
 };
 
@@ -446,6 +452,29 @@ export type PaginationMetadata = {
     total_pages?: number;
 };
 
+export type PredictOut = {
+    model?: string;
+    /**
+     * The model's declared outputs, by name.
+     */
+    outputs?: {
+        [key: string]: unknown;
+    };
+    trace_id?: string;
+    usage?: PredictUsageOut;
+};
+
+export type PredictUsageOut = {
+    /**
+     * The model's unit: images, items ...
+     */
+    unit?: string;
+    /**
+     * What the call used, in the model's unit.
+     */
+    units?: number;
+};
+
 export type ProfileIn = {
     name: string | null;
 };
@@ -456,6 +485,12 @@ export type ReadyOut = {
      */
     checks?: {
         [key: string]: 'ok' | 'unreachable';
+    };
+    /**
+     * Each handler model's state (ready, loading, down, failed: why); a model that is not ready does not make the host unready. OPERATOR_NETWORKS only.
+     */
+    models?: {
+        [key: string]: string;
     };
     status: 'ok';
 };
@@ -643,7 +678,7 @@ export type TokenCreateIn = {
      * A limit of this token's own, e.g. '10/minute'; the account's limit applies as well, so it can only be lower.
      */
     rate_limit?: string | null;
-    scopes: Array<'batch' | 'embed' | 'generate' | 'usage'>;
+    scopes: Array<'batch' | 'embed' | 'generate' | 'predict' | 'usage'>;
 };
 
 export type TokenCreatedOut = {
@@ -2468,6 +2503,78 @@ export type GetV1ModelsByModelIdResponses = {
 };
 
 export type GetV1ModelsByModelIdResponse = GetV1ModelsByModelIdResponses[keyof GetV1ModelsByModelIdResponses];
+
+export type PredictData = {
+    /**
+     * The model's declared inputs by name (GET /v1/models/{model_id} lists them): images as base64 or data: URLs, tensors as nested lists.
+     */
+    body: {
+        [key: string]: unknown;
+    };
+    path: {
+        model_id: string;
+    };
+    query?: never;
+    url: '/v1/models/{model_id}/predict';
+};
+
+export type PredictErrors = {
+    /**
+     * Bad Request
+     */
+    400: ErrorOut;
+    /**
+     * Unauthorized
+     */
+    401: ErrorOut;
+    /**
+     * Forbidden
+     */
+    403: ErrorOut;
+    /**
+     * Not Found
+     */
+    404: ErrorOut;
+    /**
+     * Request Entity Too Large
+     */
+    413: ErrorOut;
+    /**
+     * Unsupported Media Type
+     */
+    415: ErrorOut;
+    /**
+     * Unprocessable Entity
+     */
+    422: ErrorOut;
+    /**
+     * Too Many Requests
+     */
+    429: ErrorOut;
+    /**
+     * Internal Server Error
+     */
+    500: ErrorOut;
+    /**
+     * Service Unavailable
+     */
+    503: ErrorOut;
+    /**
+     * Gateway Timeout
+     */
+    504: ErrorOut;
+};
+
+export type PredictError = PredictErrors[keyof PredictErrors];
+
+export type PredictResponses = {
+    /**
+     * OK
+     */
+    200: PredictOut;
+};
+
+export type PredictResponse = PredictResponses[keyof PredictResponses];
 
 export type PostV1ResponsesData = {
     body: ResponseCreateIn;

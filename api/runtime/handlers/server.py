@@ -1,0 +1,254 @@
+"""One handler model in a process of its own, answering the gunicorn workers on a Unix socket.
+
+`python -m api.runtime.handlers.server --model ID --socket PATH` loads the handler that
+`MODELS` names for ID, listens at once (answering `info` with state `loading`),
+calls `setup(device)`, then answers `predict` frames (`api.runtime.wire`: a JSON
+header and the images' bytes as the payload). A `setup` that raises leaves the
+process up in state `failed`, so `/readyz` can say why while the other models
+serve, instead of a restart loop. A batch that runs past `hang_s` (three deadlines)
+ends the process: its supervisor (`supervisor`) starts a fresh one, and callers get
+503 with `Retry-After` meanwhile. One process per model: a crash, a leak or a hang in
+one handler never reaches another (docs/decisions.md, issue 26).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import socketserver
+import sys
+import threading
+import time
+from typing import Any
+
+from api.edge.errors import APIError
+from api.observability.tracing import bind_trace_id, reset_trace_id
+from api.runtime import wire
+from api.runtime.errors import ModelUnavailable
+
+log = logging.getLogger("api.runtime.handlers.server")
+
+
+class HandlerProcess:
+    """The model's state (loading, ready, failed) and, once ready, its runner."""
+
+    def __init__(self, model_id: str) -> None:
+        self.model_id = model_id
+        self.state = "loading"
+        self.error: str | None = None
+        self.device = "cpu"
+        self.created = int(time.time())
+        self.declaration: Any = None
+        self.runner: Any = None
+        self.timeout_s = 30.0
+
+    def load(self, models: str, default_timeout_s: float) -> None:
+        from api.runtime.handlers.declarations import declare
+        from api.runtime.handlers.loader import choose_device, load_class
+        from api.runtime.handlers.runner import HandlerRunner
+        from api.runtime.handlers.specs import handler_entries
+        from api.runtime.metrics import ModelMetrics
+
+        try:
+            settings = handler_entries(models)[self.model_id]
+            handler_class = load_class(self.model_id, settings.target)
+            self.declaration = declare(handler_class, self.model_id, settings.overrides)
+            self.timeout_s = float(settings.timeout_s or default_timeout_s)
+            self.device = choose_device(self.declaration.device)
+            handler = handler_class()
+            handler.setup(self.device)
+            self.runner = HandlerRunner(
+                handler,
+                self.declaration,
+                max_queue=settings.max_queue,
+                observer=ModelMetrics(self.model_id),  # /metrics: batch sizes, waits, depth
+            )
+        except Exception as error:
+            self.state, self.error = "failed", f"{type(error).__name__}: {error}"[:500]
+            log.exception("handler setup failed", extra={"inference.model": self.model_id})
+            return
+        self.state = "ready"
+        log.info("handler ready", extra={"inference.model": self.model_id, "device": self.device})
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "model": self.model_id,
+            "state": self.state,
+            "error": self.error,
+            "device": self.device,
+            "created": self.created,
+            "timeout_s": self.timeout_s,
+            "declaration": self.declaration.describe() if self.declaration else None,
+        }
+
+    def predict(self, header: dict[str, Any], payload: bytes) -> dict[str, Any]:
+        if self.runner is None:
+            raise ModelUnavailable(self.model_id)
+        blobs, offset = {}, 0
+        for name, length in header.get("blobs", []):
+            blobs[str(name)] = payload[offset : offset + int(length)]
+            offset += int(length)
+        values = header.get("values") or {}
+        if not isinstance(values, dict):
+            raise ValueError("values must be an object")
+        timeout = min(float(header["timeout"]), self.timeout_s)
+        token = bind_trace_id(header.get("trace_id"))
+        try:
+            outputs, units = self.runner.predict(values, blobs, deadline=time.monotonic() + timeout)
+        finally:
+            reset_trace_id(token)
+        return {"ok": True, "outputs": outputs, "units": units}
+
+
+def error_frame(error: APIError) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "status": error.status,
+        "code": error.code,
+        "message": error.message,
+        "details": error.details,
+        "headers": error.headers,
+    }
+
+
+class _Connection(socketserver.BaseRequestHandler):
+    server: HandlerServer
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        while True:
+            sock.settimeout(300)
+            try:
+                header, payload = wire.receive(sock)
+            except (ConnectionError, OSError, ValueError):
+                return
+            reply = self.server.answer(header, payload)
+            try:
+                wire.send(sock, reply)
+            except OSError:
+                return
+
+
+class HandlerServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, path: str, process: HandlerProcess) -> None:
+        self.process = process
+        super().__init__(path, _Connection)
+
+    def answer(self, header: dict[str, Any], payload: bytes) -> dict[str, Any]:
+        try:
+            if header.get("op") == "info":
+                return {"ok": True, **self.process.info()}
+            if header.get("op") == "predict":
+                return self.process.predict(header, payload)
+            raise APIError(f"unknown op {header.get('op')!r}")
+        except APIError as error:
+            return error_frame(error)
+        except Exception as error:
+            log.error(
+                "handler request failed",
+                extra={
+                    "inference.model": self.process.model_id,
+                    "error.type": type(error).__name__,
+                },
+            )
+            return error_frame(APIError("The model failed on this input.", code="model_error"))
+
+
+def _watch_for_hangs(process: HandlerProcess) -> None:
+    """End the process when one batch has run for three deadlines: the supervisor restarts it."""
+    while True:
+        time.sleep(0.5)
+        runner = process.runner
+        started = getattr(runner, "busy_since", None) if runner else None
+        if started is not None and time.monotonic() - started > 3 * process.timeout_s:
+            log.error(
+                "handler hung; restarting its process", extra={"inference.model": process.model_id}
+            )
+            logging.shutdown()
+            os._exit(3)
+
+
+def serve(model_id: str, path: str) -> int:
+    from api.config import Config
+    from api.observability.logs import configure_logging
+    from api.runtime.handlers.supervisor import end_with_parent, stop_on_sigterm
+
+    end_with_parent()
+    stop_on_sigterm()
+    config = Config()
+    configure_logging(
+        service_name=config.SERVICE_NAME,
+        fmt=config.LOG_FORMAT,
+        level=config.LOG_LEVEL,
+        log_file=config.LOG_FILE,
+    )
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    process = HandlerProcess(model_id)
+    if os.path.exists(path):
+        os.unlink(path)
+    server = HandlerServer(path, process)
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True
+    ).start()
+    process.load(config.MODELS, config.INFERENCE_TIMEOUT_S)
+    threading.Thread(target=_watch_for_hangs, args=(process,), daemon=True).start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
+        if process.runner is not None:
+            process.runner.close()
+        if os.path.exists(path):
+            os.unlink(path)
+    return 0
+
+
+def check(models: str) -> int:
+    """Import every handler of `models` and check its declarations (never `setup`): 0 or 1.
+
+    The gunicorn master runs this in a child before it starts, so a bad declaration
+    stops the start with the error naming the model and the field, and torch is never
+    imported into the master that forks the workers.
+    """
+    from api.config import ConfigError
+    from api.runtime.handlers.loader import describe_target
+    from api.runtime.handlers.specs import handler_entries
+
+    try:
+        for model_id, settings in handler_entries(models).items():
+            describe_target(model_id, settings.target, settings.overrides)
+    except ConfigError as error:
+        print(f"modelgate: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from api.runtime.handlers.supervisor import supervise
+
+    parser = argparse.ArgumentParser(description="one modelgate handler model")
+    parser.add_argument("--check", action="store_true", help="check every handler in MODELS")
+    parser.add_argument("--model", help="the model id in MODELS")
+    parser.add_argument("--socket", help="the Unix socket to listen on")
+    parser.add_argument("--supervise", action="store_true", help="run it and restart it")
+    args = parser.parse_args(argv)
+    if args.check:
+        return check(os.environ.get("MODELS", ""))
+    if not args.model or not args.socket:
+        parser.error("--model and --socket are required")
+    if args.supervise:
+        command = [sys.executable, "-m", "api.runtime.handlers.server", "--model", args.model]
+        return supervise([*command, "--socket", args.socket])
+    return serve(args.model, args.socket)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

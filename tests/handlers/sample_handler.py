@@ -1,0 +1,83 @@
+"""Handlers for the unit tests: plain classes that import nothing from modelgate."""
+
+from __future__ import annotations
+
+import time
+
+
+class Tiny:
+    name = "tiny"
+    inputs = [
+        {
+            "name": "image",
+            "kind": "image",
+            "max_bytes": 1_000_000,
+            "max_pixels": 4096,
+            "formats": ["png", "jpeg", "webp"],
+        },
+        {
+            "name": "threshold",
+            "kind": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "required": False,
+            "default": 0.5,
+        },
+    ]
+    outputs = [
+        {"name": "label", "kind": "text"},
+        {"name": "scores", "kind": "tensor", "dtype": "float32", "shape": [-1]},
+    ]
+    max_batch_size = 4
+    max_wait_ms = 20
+    units = "images"
+
+    def setup(self, device: str) -> None:
+        self.device = device
+        self.batches: list[int] = []
+
+    def predict(self, batch: list[dict]) -> list[dict]:
+        self.batches.append(len(batch))
+        results = []
+        for item in batch:
+            red = item["image"].getpixel((0, 0))[0] / 255
+            results.append(
+                {"label": "red" if red > item["threshold"] else "dark", "scores": [red, 1 - red]}
+            )
+        return results
+
+
+class Vectors:
+    inputs = [
+        {"name": "x", "kind": "tensor", "dtype": "float32", "shape": [2, -1]},
+        {"name": "note", "kind": "text", "max_length": 5, "required": False, "default": ""},
+        {"name": "flag", "kind": "boolean", "required": False, "default": False},
+        {"name": "meta", "kind": "json", "required": False, "default": {}},
+        {"name": "k", "kind": "number", "integer": True, "required": False, "default": 1},
+    ]
+    outputs = [{"name": "sum", "kind": "number"}]
+
+    def setup(self, device: str) -> None:
+        pass
+
+    def predict(self, batch: list[dict]) -> list[dict]:
+        return [
+            {"sum": float(item["x"].sum()) * item["k"], "_units": item["x"].shape[1]}
+            for item in batch
+        ]
+
+
+class Broken(Vectors):
+    def predict(self, batch: list[dict]) -> list[dict]:
+        raise ValueError(f"secret input {batch[0]['note']}")
+
+
+class Liar(Vectors):
+    def predict(self, batch: list[dict]) -> list[dict]:
+        return [{"sum": "not a number"} for _ in batch]
+
+
+class Sleepy(Vectors):
+    def predict(self, batch: list[dict]) -> list[dict]:
+        time.sleep(1.0)
+        return [{"sum": 0.0} for _ in batch]

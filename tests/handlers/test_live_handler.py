@@ -1,0 +1,219 @@
+"""Acceptance (issue 26): a handler file and one MODELS line put a new PyTorch model behind
+gunicorn (2 workers, PostgreSQL, Redis), called with an API token like any other model."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+
+import pytest
+import requests
+import torch
+from sqlalchemy import create_engine, text
+
+from api import create_app
+from api.config import TestConfig as AppTestConfig
+from api.extensions import db
+from tests.handlers import images
+from tests.services import gunicorn
+from tests.tokens.conftest import make_account
+
+HANDLER = '''
+import torch
+
+WEIGHTS = {weights!r}
+
+
+class Brightness:
+    """Is an 8x8 picture light or dark? A one-layer network the test trained by hand."""
+
+    name = "brightness"
+    inputs = [
+        {{"name": "image", "kind": "image", "max_bytes": 100_000, "max_pixels": 4096,
+          "formats": ["png", "jpeg", "webp"]}},
+        {{"name": "bias", "kind": "number", "minimum": -1, "maximum": 1, "required": False,
+          "default": 0.0}},
+        {{"name": "features", "kind": "tensor", "dtype": "float32", "shape": [2],
+          "required": False}},
+    ]
+    outputs = [{{"name": "label", "kind": "text"}},
+               {{"name": "scores", "kind": "tensor", "dtype": "float32", "shape": [2]}}]
+    max_batch_size = 8
+    max_wait_ms = 5
+    units = "images"
+
+    def setup(self, device):
+        self.device = device
+        self.net = torch.nn.Linear(64, 2)
+        self.net.load_state_dict(torch.load(WEIGHTS, weights_only=True))
+        self.net.eval()
+
+    def predict(self, batch):
+        pixels = torch.stack([
+            torch.tensor(list(item["image"].convert("L").resize((8, 8)).getdata()),
+                         dtype=torch.float32) / 255
+            for item in batch
+        ])
+        with torch.no_grad():
+            scores = torch.softmax(self.net(pixels), dim=1)
+        return [{{"label": "light" if row[1] + item["bias"] > row[0] else "dark", "scores": row}}
+                for row, item in zip(scores, batch)]
+'''
+
+
+def write_model(folder):
+    """The user's side: a tiny torch.nn.Module, its weights saved, its handler file."""
+    net = torch.nn.Linear(64, 2)
+    with torch.no_grad():
+        net.weight.copy_(torch.stack([-torch.ones(64), torch.ones(64)]) / 8)
+        net.bias.copy_(torch.tensor([4.0, -4.0]) / 8)
+    weights = folder / "brightness.pt"
+    torch.save(net.state_dict(), weights)
+    handler = folder / "brightness.py"
+    handler.write_text(HANDLER.format(weights=str(weights)))
+    return handler
+
+
+@pytest.fixture
+def stack(tmp_path, live_database, redis_url, redis_db):
+    handler = write_model(tmp_path)
+    app = create_app(AppTestConfig(SQLALCHEMY_DATABASE_URI=live_database))
+    main = make_account(app, "owner@example.org")
+    tokens = {
+        "good": main.mint(scopes=("predict", "usage"))["token"],
+        "no_scope": main.mint(name="embed only", scopes=("embed",))["token"],
+    }
+    small = make_account(app, "small@example.org")
+    with app.app_context():
+        from api.auth.models import User
+
+        db.session.get(User, small.user_id).rate_limit = "3/minute"
+        db.session.commit()
+        db.engine.dispose()
+    tokens["small"] = small.mint(scopes=("predict",))["token"]
+    env = {
+        "DATABASE_URL": live_database,
+        "REDIS_URL": redis_url,
+        "MODELS": f"brightness=handler:{handler}:Brightness",  # the one configuration line
+        "RATE_LIMIT_DEFAULT": "1000/minute",
+        "USAGE_FLUSH_INTERVAL_MS": "100",
+        # Slots are per user id in the test Redis, which other checkouts' live tests share.
+        "INFERENCE_PER_USER": "64",
+    }
+    with gunicorn(env, tmp_path, workers=2) as base:
+        ready = time.monotonic() + 90
+        while time.monotonic() < ready:
+            models = call(base, tokens["good"], method="GET", path="/v1/models/brightness")
+            if models.status_code == 200:
+                break
+            time.sleep(0.5)
+        yield base, tokens, tmp_path / "app.log"
+
+
+def call(base, token, *, method="POST", path="/v1/models/brightness/predict", trace=None, **kw):
+    headers = {"Authorization": f"Bearer {token}", "X-Trace-Id": trace or uuid.uuid4().hex}
+    return requests.request(method, base + path, headers=headers, timeout=30, **kw)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def assert_field_error(response, status, field):
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert field in error["details"] and error["trace_id"], error
+    return error
+
+
+def test_a_new_model_served_from_one_line(stack, live_database):
+    base, tokens, log_file = stack
+    trace = uuid.uuid4().hex
+    light = call(
+        base, tokens["good"], trace=trace, json={"image": b64(images.png(color=(240, 240, 240)))}
+    )
+    assert light.status_code == 200, light.text
+    body = light.json()
+    assert body["model"] == "brightness" and body["outputs"]["label"] == "light"
+    assert len(body["outputs"]["scores"]) == 2 and body["outputs"]["scores"][1] > 0.5
+    assert body["usage"] == {"units": 1, "unit": "images"} and body["trace_id"] == trace
+
+    dark = call(
+        base,
+        tokens["good"],
+        files={"image": ("d.png", images.png(color=(5, 5, 5)))},
+        data={"bias": "0.1"},
+    )
+    assert dark.status_code == 200, dark.text
+    assert dark.json()["outputs"]["label"] == "dark"
+
+    described = call(base, tokens["good"], method="GET", path="/v1/models/brightness").json()
+    assert described["id"] == "brightness"
+    assert [field["name"] for field in described["schema"]["inputs"]] == [
+        "image",
+        "bias",
+        "features",
+    ]
+    assert "brightness" in [
+        m["id"] for m in call(base, tokens["good"], method="GET", path="/v1/models").json()["data"]
+    ]
+
+    engine = create_engine(live_database)
+    give_up = time.monotonic() + 15
+    rows = []
+    while time.monotonic() < give_up and not rows:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT model, units, status FROM inference_records "
+                    "WHERE endpoint = 'predict' AND trace_id = :trace"
+                ),
+                {"trace": trace},
+            ).all()
+        time.sleep(0.2)
+    engine.dispose()
+    assert rows == [("brightness", 1, 200)]
+
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    traced = [line for line in lines if line.get("trace.id") == trace]
+    assert any(line.get("log.logger") == "modelgate.access" for line in traced)
+    assert any(line.get("inference.model") == "brightness" for line in traced), "model process line"
+
+    metrics = requests.get(f"{base}/metrics", timeout=10).text
+    assert 'inference_batch_size_count{model="brightness"}' in metrics
+
+    image = {"image": b64(images.png())}
+    refused = call(base, tokens["no_scope"], json=image)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["details"]["required_scope"] == "predict"
+    statuses = [call(base, tokens["small"], json=image).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+
+
+BAD_INPUTS = {
+    "not an image": (422, "image", {"files": {"image": ("a.png", b"%PDF-1.7 not an image")}}),
+    "a truncated PNG": (422, "image", {"json": {"image": b64(images.truncated_png()[:300])}}),
+    "a 30,000 x 30,000 PNG": (422, "image", {"files": {"image": ("b.png", images.bomb_png())}}),
+    "the wrong field": (422, "picture", {"json": {"picture": b64(images.png())}}),
+    "an empty file": (422, "image", {"files": {"image": ("e.png", b"")}}),
+    "a JSON type mismatch": (422, "bias", {"json": {"image": b64(images.png()), "bias": "high"}}),
+    "a tensor of the wrong shape": (
+        422,
+        "features",
+        {"json": {"image": b64(images.png()), "features": [[1, 2]]}},
+    ),
+}
+
+
+def test_every_bad_input_is_a_4xx_naming_the_field(stack):
+    base, tokens, _ = stack
+    for name, (status, field, request) in BAD_INPUTS.items():
+        response = call(base, tokens["good"], **request)
+        assert response.status_code == status, (name, response.text)
+        error = response.json()["error"]
+        assert field in error["details"] and error["param"] == field, (name, error)
+        assert field in error["message"] and error["trace_id"], (name, error)
+    # Nothing above hurt the model's process: it still answers.
+    assert call(base, tokens["good"], json={"image": b64(images.png())}).status_code == 200

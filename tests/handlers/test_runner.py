@@ -1,0 +1,84 @@
+"""The batching wrapper: concurrent items share one predict call; failures stay contained."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+import torch  # noqa: F401 - loaded before any deadline starts, as in the model process
+
+from api.runtime.errors import DeadlineExceeded
+from api.runtime.handlers.declarations import declare
+from api.runtime.handlers.inputs import check_request
+from api.runtime.handlers.runner import HandlerFailed, HandlerRunner
+from tests.handlers import images
+from tests.handlers.sample_handler import Broken, Liar, Sleepy, Tiny, Vectors
+
+
+def runner_for(handler_class, model_id="m"):
+    handler = handler_class()
+    handler.setup("cpu")
+    return HandlerRunner(handler, declare(handler_class, model_id))
+
+
+def test_concurrent_items_are_batched_and_answered_in_order():
+    runner = runner_for(Tiny)
+    results: dict[int, tuple] = {}
+
+    def call(index: int) -> None:
+        color = (250, 0, 0) if index % 2 else (10, 0, 0)
+        checked = check_request(runner.declaration, {}, {"image": images.png(color=color)})
+        results[index] = runner.predict(
+            checked.values, checked.blobs, deadline=time.monotonic() + 5
+        )
+
+    threads = [threading.Thread(target=call, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    runner.close()
+    assert [results[index][0]["label"] for index in range(8)] == ["dark", "red"] * 4
+    assert results[1] == ({"label": "red", "scores": [250 / 255, 1 - 250 / 255]}, 1)
+    assert max(runner.handler.batches) > 1 and max(runner.handler.batches) <= 4
+
+
+def test_units_come_from_predict_when_it_says():
+    runner = runner_for(Vectors)
+    checked = check_request(runner.declaration, {"x": [[1, 2, 3], [4, 5, 6]], "k": 2})
+    assert runner.predict(checked.values, {}, deadline=time.monotonic() + 5) == ({"sum": 42.0}, 3)
+    runner.close()
+
+
+def test_a_raising_handler_is_a_500_whose_log_has_no_input(caplog):
+    runner = runner_for(Broken, "broken")
+    checked = check_request(runner.declaration, {"x": [[1], [2]], "note": "s3cr"})
+    with caplog.at_level(logging.INFO), pytest.raises(HandlerFailed) as raised:
+        runner.predict(checked.values, {}, deadline=time.monotonic() + 5)
+    runner.close()
+    assert raised.value.status == 500
+    line = next(record for record in caplog.records if record.message == "handler predict failed")
+    assert (
+        line.__dict__["error.type"] == "ValueError" and line.__dict__["inference.model"] == "broken"
+    )
+    assert "s3cr" not in caplog.text
+
+
+def test_an_output_that_breaks_the_declaration_is_a_500():
+    runner = runner_for(Liar)
+    checked = check_request(runner.declaration, {"x": [[1], [2]]})
+    with pytest.raises(HandlerFailed):
+        runner.predict(checked.values, {}, deadline=time.monotonic() + 5)
+    runner.close()
+
+
+def test_a_hang_ends_at_the_deadline():
+    runner = runner_for(Sleepy)
+    checked = check_request(runner.declaration, {"x": [[1], [2]]})
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        runner.predict(checked.values, {}, deadline=time.monotonic() + 0.2)
+    assert time.monotonic() - started < 0.6
+    runner.close()
