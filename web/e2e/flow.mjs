@@ -202,14 +202,48 @@ try {
   assert.equal((await story.textContent()).length, stopped, 'text kept coming after Stop')
   assert.ok(stopped >= partial)
   assert.doesNotMatch(await story.textContent(), /^\s*\n/, 'the story starts with a blank line')
+  step(`story streamed (${stopped} characters) and stopped`)
+
+  // Two chat turns over /v1/responses: the second sends only its text and the first's id.
+  // (Chromium does not show the body of the app's cloned requests: each answer's last
+  // event carries the response object, which echoes what its request sent.)
+  const answered = []
+  page.on('response', async (response) => {
+    if (new URL(response.url()).pathname !== '/v1/responses') return
+    const events = (await response.text()).split('\n').filter((line) => line.startsWith('data: '))
+    answered.push(JSON.parse(events.at(-1).slice(6)))
+  })
+  const turn = async (label, text) => {
+    await page.getByLabel(label).fill(text)
+    await page.getByRole('button', { name: 'Tell the story' }).click()
+    await page.waitForFunction(() => document.querySelector('[data-testid=story]')?.dataset.state === 'done')
+    assert.ok((await story.textContent()).trim().length > 0, `no text for ${text}`)
+    return page.getByTestId('previous-response').textContent()
+  }
+  await page.getByLabel('Max tokens').fill('30')
+  const firstResponse = await turn('The story begins', 'A frog sat by the well')
+  const secondResponse = await turn('The story goes on', 'Then the princess came')
+  for (let wait = 0; answered.length < 2 && wait < 50; wait++) await page.waitForTimeout(100)
+  assert.deepEqual(answered.map((event) => [event.response.id, event.response.previous_response_id]), [
+    [firstResponse, null],
+    [secondResponse, firstResponse],
+  ])
+  // The storyteller runs out of max_output_tokens: `incomplete` is a normal end.
+  for (const event of answered) assert.match(event.type, /^response\.(completed|incomplete)$/)
+  assert.ok(secondResponse.startsWith('resp_') && secondResponse !== firstResponse, secondResponse)
+  await page.getByText('A frog sat by the well').waitFor()
   await page.getByText('This request as curl and Python').click()
-  await page.getByText('curl -N').waitFor()
   const curlBox = page.getByLabel('curl command')
+  const chatCurl = await curlBox.textContent()
+  assert.ok(chatCurl.startsWith(`curl -N ${BASE}/v1/responses`) && chatCurl.includes(`"previous_response_id":"${secondResponse}"`), chatCurl)
   assert.ok(await curlBox.evaluate((box) => box.scrollWidth <= box.clientWidth + 1), 'the curl box cuts its lines')
   await accessible(page, 'playground')
   await fitsPhone(page, 'playground')
   await shot(page, 'playground')
-  step(`story streamed (${stopped} characters) and stopped`)
+  await page.getByRole('button', { name: 'New conversation' }).click()
+  await page.getByLabel('The story begins').waitFor()
+  assert.equal(await page.getByTestId('previous-response').count(), 0)
+  step(`two chat turns, the second continuing ${firstResponse}`)
 
   // It is in the history, kept as cancelled.
   await page.getByRole('link', { name: 'History' }).click()

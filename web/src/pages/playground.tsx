@@ -5,16 +5,10 @@ import { getV1Models, postV1Embeddings } from '../client/sdk.gen'
 import { Button, Card, CopyButton, ErrorNotice, PageTitle } from '../components/ui'
 import { call } from '../lib/api'
 import { HEAT_GRADIENT, heat, modelsFor, STORY_START, storyText } from '../lib/playground'
-import { similarity, streamChat } from '../lib/stream'
+import { snippets, streamResponse } from '../lib/responses'
+import { similarity } from '../lib/stream'
 
 const BASE = typeof window === 'undefined' ? '' : window.location.origin
-
-function snippets(body: Record<string, unknown>) {
-  const json = JSON.stringify({ ...body, stream: true })
-  const curl = `curl -N ${BASE}/v1/chat/completions \\\n  -H "Authorization: Bearer $MODELGATE_TOKEN" \\\n  -H "Content-Type: application/json" \\\n  -d '${json.replaceAll("'", "'\\''")}'`
-  const python = `import os\n\nfrom openai import OpenAI\n\nclient = OpenAI(base_url="${BASE}/v1", api_key=os.environ["MODELGATE_TOKEN"])\nstream = client.chat.completions.create(\n    model=${JSON.stringify(body.model)},\n    messages=${JSON.stringify(body.messages)},\n    max_tokens=${body.max_tokens}, temperature=${body.temperature}, top_p=${body.top_p},\n    stream=True,\n)\nfor chunk in stream:\n    print(chunk.choices[0].delta.content or "", end="")`
-  return { curl, python }
-}
 
 function NumberInput({ label, value, onChange, min, max, step }: { label: string; value: number; onChange: (value: number) => void; min: number; max: number; step: number }) {
   const id = `param-${label.replaceAll(' ', '-')}`
@@ -37,12 +31,18 @@ function ModelPicker({ id, models, value, onChange }: { id: string; models: stri
   )
 }
 
+type Said = { prompt: string; text: string }
+
 function Storyteller() {
   const queryClient = useQueryClient()
   const [prompt, setPrompt] = useState(STORY_START)
   const [maxTokens, setMaxTokens] = useState(120)
   const [temperature, setTemperature] = useState(0.8)
   const [topP, setTopP] = useState(0.95)
+  // The conversation: earlier turns as shown, and the last kept response's id, which
+  // the next turn sends as `previous_response_id` (the server holds the turns).
+  const [earlier, setEarlier] = useState<Said[]>([])
+  const [previousId, setPreviousId] = useState<string | null>(null)
   const [text, setText] = useState('')
   const [begun, setBegun] = useState('')
   const [state, setState] = useState<'idle' | 'streaming' | 'stopped' | 'done'>('idle')
@@ -52,17 +52,21 @@ function Storyteller() {
   const choices = modelsFor(models.data?.data ?? [], 'text-generation')
   const [picked, setPicked] = useState<string | null>(null)
   const model = picked ?? choices[0] ?? 'storyteller'
-  const body = { model, messages: [{ role: 'user', content: prompt }], max_tokens: maxTokens, temperature, top_p: topP }
-  const { curl, python } = snippets(body)
+  const turn = { model, input: prompt, maxOutputTokens: maxTokens, temperature, topP, previousId }
+  const { curl, python } = snippets(BASE, turn)
 
   async function start() {
     controller.current = new AbortController()
+    // The last turn joins the conversation only if the server kept it (not stopped, not failed).
+    if (state === 'done') setEarlier((said) => [...said, { prompt: begun, text }])
     setText('')
     setBegun(prompt)
     setError(null)
     setState('streaming')
     try {
-      await streamChat(body, (piece) => setText((sofar) => sofar + piece), controller.current.signal)
+      const ended = await streamResponse(turn, setText, controller.current.signal)
+      setPreviousId(ended.id)
+      setPrompt('')
       setState('done')
     } catch (caught) {
       if ((caught as Error).name === 'AbortError') setState('stopped')
@@ -75,11 +79,21 @@ function Storyteller() {
     }
   }
 
+  function restart() {
+    setEarlier([])
+    setPreviousId(null)
+    setText('')
+    setBegun('')
+    setError(null)
+    setState('idle')
+    setPrompt(STORY_START)
+  }
+
   return (
     <Card title="Storyteller (chat, streamed)">
       <div className="flex flex-col gap-3">
-        <p className="text-sm text-slate-600">The storyteller is a small language model: it continues the text you start, it does not follow instructions.</p>
-        <label htmlFor="prompt" className="text-sm font-medium">The story begins</label>
+        <p className="text-sm text-slate-600">The storyteller is a small language model: it continues the text you start, it does not follow instructions. Each turn continues the conversation so far.</p>
+        <label htmlFor="prompt" className="text-sm font-medium">{previousId ? 'The story goes on' : 'The story begins'}</label>
         <textarea id="prompt" rows={3} maxLength={4000} className="rounded-md border border-slate-300 p-2 text-sm" value={prompt} onChange={(event) => setPrompt(event.target.value)} />
         <div className="flex flex-wrap gap-4">
           <ModelPicker id="story-model" models={choices.length ? choices : [model]} value={model} onChange={setPicked} />
@@ -87,17 +101,22 @@ function Storyteller() {
           <NumberInput label="Temperature" value={temperature} onChange={setTemperature} min={0} max={2} step={0.1} />
           <NumberInput label="Top p" value={topP} onChange={setTopP} min={0.01} max={1} step={0.05} />
         </div>
-        <div className="flex gap-2">
+        <div className="flex flex-wrap gap-2">
           <Button onClick={start} disabled={state === 'streaming' || !prompt.trim()}>Tell the story</Button>
           <Button variant="secondary" onClick={() => controller.current?.abort()} disabled={state !== 'streaming'}>Stop</Button>
+          <Button variant="secondary" onClick={restart} disabled={state === 'streaming' || (!previousId && state === 'idle')}>New conversation</Button>
         </div>
         <ErrorNotice error={error} fields />
         <div aria-live="polite" aria-busy={state === 'streaming'} className="min-h-24 whitespace-pre-wrap rounded-md bg-slate-100 p-3 font-serif text-sm">
           {/* The model continues the text it was given: shown first, in grey, then what it wrote. */}
+          {earlier.map((said, index) => (
+            <p key={index} className="mb-2"><span className="text-slate-600">{said.prompt}{'\n'}</span>{storyText(said.text)}</p>
+          ))}
           {state !== 'idle' && <span className="text-slate-600">{begun}{storyText(text) !== text ? '\n' : ''}</span>}
           <span data-testid="story" data-state={state}>{storyText(text) || (state === 'idle' ? 'The story appears here as it is written.' : '')}</span>
         </div>
-        {state === 'stopped' && <p role="status" className="text-sm text-slate-600">Stopped.</p>}
+        {state === 'stopped' && <p role="status" className="text-sm text-slate-600">Stopped: this turn is not kept in the conversation.</p>}
+        {previousId && <p className="text-xs text-slate-600">Continues response <code data-testid="previous-response">{previousId}</code></p>}
         <details>
           <summary className="cursor-pointer text-sm font-medium">This request as curl and Python</summary>
           <div className="mt-2 flex flex-col gap-2">
