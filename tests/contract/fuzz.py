@@ -35,7 +35,7 @@ WEB_DIST = HERE.parents[1] / "web" / "dist"
 EMAIL = "fuzz@example.org"
 PROFILES = {
     # examples per operation, and a time budget per credential kind (seconds)
-    "bounded": {"max_examples": 12, "max_time": 90},
+    "bounded": {"max_examples": 12, "max_time": 120},
     "long": {"max_examples": 300, "max_time": 900},
 }
 # Limits high enough that the fuzzer tests the API, not its own rate limit.

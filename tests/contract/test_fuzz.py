@@ -1,6 +1,6 @@
 """The document is the API: schemathesis, every phase and every check, with each credential kind.
 
-A bounded profile (about a minute per credential kind); `make fuzz` runs the long one.
+A bounded profile (at most two minutes per credential kind); `make fuzz` runs the long one.
 """
 
 from __future__ import annotations

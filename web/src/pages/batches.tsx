@@ -7,7 +7,7 @@ import { Button, Card, Empty, ErrorNotice, Loading, PageTitle } from '../compone
 import { call } from '../lib/api'
 import { at, canCancel, isActive, problems, progress } from '../lib/batches'
 
-const ENDPOINTS = ['/v1/embeddings', '/v1/completions', '/v1/chat/completions'] as const
+const ENDPOINTS = ['/v1/embeddings', '/v1/completions', '/v1/chat/completions', '/v1/responses'] as const
 const EXAMPLE = '{"custom_id": "frog-1", "method": "POST", "url": "/v1/embeddings", "body": {"input": "A frog prince"}}'
 
 export function BatchesPage() {
