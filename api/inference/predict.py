@@ -3,7 +3,8 @@
 JSON: `{"image": "<base64 or data: URL>", "threshold": 0.3}`; multipart: one part per
 field, files for images (`curl -F image=@page.png -F threshold=0.3`). The answer is
 `{"model", "outputs", "usage": {"units", "unit"}, "trace_id"}`. An API token needs
-the `predict` scope. The exact body of each model is in the OpenAPI document.
+the `predict` scope. Each model's fields are in `GET /v1/models/{id}` (the OpenAPI
+document takes any object here, for now).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """In the model's process: decode checked inputs for `predict`, encode its outputs.
 
 Images are decoded here, once, under the declared pixel limit: the header is read
-and its pixel count checked again before any pixel is, and Pillow's own
-`MAX_IMAGE_PIXELS` guard is set to the limit too, so no request can make this
-process allocate more than `max_pixels` of image. A file that ends early or is
+and its pixel count checked again before any pixel is, so no request can make this
+process allocate more than `max_pixels` of image. Pillow's process-wide
+`MAX_IMAGE_PIXELS` is left as it is: lowered, it would also refuse the images a
+handler makes itself (Pillow checks it when it renders text, for one). A file that ends early or is
 corrupt is a 422 naming the field. Outputs are checked against the declaration: a
 handler that returns the wrong thing is the handler's fault (`HandlerFault`, a 500).
 """
@@ -24,16 +25,6 @@ UNITS_KEY = "_units"  # an output dict may say how many units its item used
 
 class HandlerFault(Exception):
     """The handler broke its declaration (a missing output, a wrong type or shape)."""
-
-
-def guard_pixels(declaration: Declaration) -> None:
-    """Set Pillow's decompression-bomb limit to the largest image this model takes."""
-    from PIL import Image
-
-    limits = [spec.limits["max_pixels"] for spec in declaration.inputs if spec.kind == "image"]
-    if limits:
-        # Pillow warns above the limit and refuses above twice it; warnings are errors below.
-        Image.MAX_IMAGE_PIXELS = max(limits)
 
 
 def decode_image(spec: FieldSpec, data: bytes) -> Any:

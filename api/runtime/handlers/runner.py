@@ -18,7 +18,7 @@ from typing import Any
 from api.edge.errors import APIError
 from api.runtime.batcher import MicroBatcher
 from api.runtime.handlers.declarations import Declaration
-from api.runtime.handlers.decoding import HandlerFault, decode_item, encode_outputs, guard_pixels
+from api.runtime.handlers.decoding import HandlerFault, decode_item, encode_outputs
 
 log = logging.getLogger(__name__)
 Encoded = tuple[dict[str, Any], int] | HandlerFault
@@ -39,7 +39,6 @@ class HandlerRunner:
         self.handler = handler
         self.declaration = declaration
         self.busy_since: float | None = None  # when the running batch began (hang watch)
-        guard_pixels(declaration)
         self.batcher: MicroBatcher[dict[str, Any], Encoded] = MicroBatcher(
             self._run_batch,
             name=declaration.model_id,
