@@ -3,7 +3,7 @@ import { useState } from 'react'
 
 import { getV1Models } from '../client/sdk.gen'
 import { call } from '../lib/api'
-import { quickstart } from '../lib/quickstart'
+import { predictQuickstart, quickstart } from '../lib/quickstart'
 import { CopyButton, cx } from './ui'
 
 const LANGUAGES = [
@@ -19,6 +19,7 @@ export function Quickstart({ token }: { token?: string }) {
   const base = window.location.origin
   const list = models.data?.data ?? []
   const snippets = quickstart(base, list, token)
+  const predict = predictQuickstart(base, list, token)
   return (
     <div className="flex flex-col gap-3 text-sm" data-testid="quickstart">
       <dl className="grid grid-cols-[auto_1fr] items-center gap-x-3 gap-y-1">
@@ -42,6 +43,13 @@ export function Quickstart({ token }: { token?: string }) {
         <a href="/docs" className="text-indigo-700 underline">API reference (/docs)</a>
         {!token && <span className="text-slate-600">Set <code>MODELGATE_TOKEN</code> to one of your tokens first.</span>}
       </div>
+      {predict && (
+        <div className="flex flex-col gap-2">
+          <p>Your own models answer <code>POST /v1/models/&#123;id&#125;/predict</code>, with a token that has the <code>predict</code> scope:</p>
+          <pre tabIndex={0} aria-label="predict example" data-testid="predict-snippet" className="whitespace-pre-wrap break-all rounded bg-slate-900 p-3 text-xs text-slate-100">{predict}</pre>
+          <div><CopyButton value={predict} label="Copy predict curl" /></div>
+        </div>
+      )}
     </div>
   )
 }

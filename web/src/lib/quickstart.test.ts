@@ -1,4 +1,4 @@
-import { quickstart } from './quickstart'
+import { predictQuickstart, quickstart } from './quickstart'
 
 const models = [
   { id: 'storyteller', task: 'text-generation' },
@@ -31,4 +31,11 @@ test('a server without a text model offers the embeddings call only', () => {
   expect(python).toContain('model="e5"')
   expect(python).not.toContain('completions')
   expect(node).not.toContain('completions')
+})
+
+test('with a handler model, a predict call to copy; none without one', () => {
+  const ocr = { id: 'ocr-en', task: 'handler', schema: { inputs: [{ name: 'image', kind: 'image', required: true }, { name: 'lang', kind: 'text', required: false }] } }
+  expect(predictQuickstart('http://x', [...models, ocr])).toBe('curl http://x/v1/models/ocr-en/predict \\\n  -H "Authorization: Bearer $MODELGATE_TOKEN" \\\n  -F image=@image.png')
+  expect(predictQuickstart('http://x', [ocr], 'mg_secret')).toContain('Bearer mg_secret')
+  expect(predictQuickstart('http://x', models)).toBeNull()
 })

@@ -43,3 +43,19 @@ export function quickstart(base: string, models: QuickModel[], token?: string): 
   ].join('\n')
   return { curl, python, node }
 }
+
+/**
+ * A first call to the server's first handler model (`task: "handler"`), whose `schema` declares
+ * its inputs: every file as `-F name=@name.png`, the other required fields as `-F name=`.
+ * Null when the server has no handler model. The token needs the `predict` scope.
+ */
+export function predictQuickstart(base: string, models: (QuickModel & { schema?: Record<string, unknown> })[], token?: string): string | null {
+  const model = models.find((candidate) => candidate.task === 'handler' && candidate.id)
+  if (!model) return null
+  const inputs = (Array.isArray(model.schema?.inputs) ? model.schema.inputs : []) as { name?: string; kind?: string; required?: boolean }[]
+  const parts = inputs
+    .filter((input) => input.name && input.required !== false)
+    .map((input) => `  -F ${input.name}=${input.kind === 'image' ? `@${input.name}.png` : ''}`)
+  const lines = [`curl ${base}/v1/models/${model.id}/predict`, `  -H "Authorization: Bearer ${token ?? `$${TOKEN_VARIABLE}`}"`, ...parts]
+  return lines.join(' \\\n')
+}

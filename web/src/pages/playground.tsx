@@ -2,6 +2,8 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useRef, useState } from 'react'
 
 import { getV1Models, postV1Embeddings } from '../client/sdk.gen'
+import type { ModelOut } from '../client/types.gen'
+import { HandlerPlayground } from '../components/predict'
 import { Button, Card, CopyButton, ErrorNotice, PageTitle } from '../components/ui'
 import { call } from '../lib/api'
 import { HEAT_GRADIENT, heat, modelsFor, STORY_START, storyText } from '../lib/playground'
@@ -195,13 +197,34 @@ function Embeddings() {
   )
 }
 
+const TASKS: Record<string, string> = { embedding: 'embeddings', 'text-generation': 'text generation', handler: 'your model (predict)' }
+
+/** Every model this server serves, with what it does. */
+function ModelList({ models }: { models: ModelOut[] }) {
+  return (
+    <Card title="Models on this server">
+      <ul data-testid="model-list" className="flex flex-wrap gap-2 text-sm">
+        {models.map((model) => (
+          <li key={model.id} className="rounded border border-slate-200 px-2 py-1">
+            <code>{model.id}</code> <span className="text-slate-600">· {TASKS[model.task ?? ''] ?? model.task}</span>
+          </li>
+        ))}
+      </ul>
+    </Card>
+  )
+}
+
 export function PlaygroundPage() {
+  const models = useQuery({ queryKey: ['models'], queryFn: () => call(getV1Models()) })
+  const list = models.data?.data ?? []
   return (
     <>
       <PageTitle>Playground</PageTitle>
       <div className="grid grid-cols-1 gap-6 lg:grid-cols-2">
+        <div className="lg:col-span-2"><ModelList models={list} /></div>
         <Storyteller />
         <Embeddings />
+        <div className="lg:col-span-2"><HandlerPlayground models={list} /></div>
       </div>
     </>
   )

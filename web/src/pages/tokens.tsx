@@ -17,11 +17,12 @@ const SCOPES = [
   ['generate', 'Completions and history'],
   ['usage', 'Read usage'],
   ['batch', 'Files and batches'],
+  ['predict', 'Your models (predict)'],
 ] as const
 
 const createSchema = z.object({
   name: z.string().trim().min(1, 'Give the token a name.').max(100, 'Use at most 100 characters.'),
-  scopes: z.array(z.enum(['embed', 'generate', 'usage', 'batch'])).min(1, 'Choose at least one scope.'),
+  scopes: z.array(z.enum(['embed', 'generate', 'usage', 'batch', 'predict'])).min(1, 'Choose at least one scope.'),
   expiry: z.enum(['30', '90', '365', 'never']),
 })
 type CreateForm = z.infer<typeof createSchema>
