@@ -30,6 +30,9 @@ class UsageRow(Schema):
     requests = fields.Integer()
     tokens_in = fields.Integer()
     tokens_out = fields.Integer()
+    units = fields.Integer(
+        metadata={"description": "A handler model's units (images, items ...); 0 for the others."}
+    )
     errors = fields.Integer()
 
 

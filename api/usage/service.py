@@ -25,6 +25,7 @@ COLUMNS = [
     "requests",
     "tokens_in",
     "tokens_out",
+    "units",
     "errors",
 ]
 
@@ -57,6 +58,7 @@ def summarize_usage(
             func.count().label("requests"),
             func.coalesce(func.sum(InferenceRecord.tokens_in), 0).label("tokens_in"),
             func.coalesce(func.sum(InferenceRecord.tokens_out), 0).label("tokens_out"),
+            func.coalesce(func.sum(InferenceRecord.units), 0).label("units"),
             func.sum(case((InferenceRecord.status >= 400, 1), else_=0)).label("errors"),
         )
         .join(User, User.id == InferenceRecord.user_id)
@@ -69,7 +71,12 @@ def summarize_usage(
     if token_id is not None:
         query = query.where(InferenceRecord.token_id == token_id)
     return [
-        {**row._asdict(), "date": str(row.date), "errors": int(row.errors or 0)}
+        {
+            **row._asdict(),
+            "date": str(row.date),
+            "units": int(row.units or 0),
+            "errors": int(row.errors or 0),
+        }
         for row in db.session.execute(query)
     ]
 

@@ -58,3 +58,25 @@ def test_admin_usage_names_each_user_by_email(make_app):
     answer = app.test_client().get("/v1/admin/usage?days=1", headers=admin).get_json()
     assert {row["email"] for row in answer["data"]} == {"alice@example.org"}
     assert [row["email"] for row in answer["rate_limited"]] == ["alice@example.org"]
+
+
+def test_handler_model_rows_carry_their_units(app):
+    account = make_account(app)
+    with app.app_context():
+        db.session.add_all(
+            InferenceRecord(
+                user_id=account.user_id,
+                endpoint="predict",
+                model="ocr-en",
+                status=200,
+                units=units,
+                latency_ms=1.0,
+            )
+            for units in (1, 3)
+        )
+        db.session.commit()
+    rows = account.client.get("/v1/usage?days=1", headers=account.session).get_json()["data"]
+    assert [(row["model"], row["requests"], row["units"]) for row in rows] == [("ocr-en", 2, 4)]
+    table = account.client.get("/v1/usage.csv?days=1", headers=account.session)
+    [row] = csv.DictReader(io.StringIO(table.get_data(as_text=True)))
+    assert (row["model"], row["units"]) == ("ocr-en", "4")

@@ -760,6 +760,10 @@ export type UsageRow = {
     token_id?: number | null;
     tokens_in?: number;
     tokens_out?: number;
+    /**
+     * A handler model's units (images, items ...); 0 for the others.
+     */
+    units?: number;
     user_id?: number;
 };
 

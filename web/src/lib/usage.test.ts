@@ -1,4 +1,4 @@
-import { byDay, byModel, historySource, perUser, sourceLabel, totals } from './usage'
+import { byDay, byModel, historySource, perUser, sourceLabel, totals, unitsLabel } from './usage'
 
 const today = new Date('2026-11-23T12:00:00Z')
 const rows = [
@@ -53,10 +53,20 @@ test('each row says where it came from', () => {
 
 test('per model: calls and batch lines apart, busiest first', () => {
   expect(byModel(batchRows)).toEqual([
-    { model: 'all-minilm-l6-v2', calls: 2, batch: 1200, errors: 1, tokensIn: 9020, tokensOut: 0 },
-    { model: 'no model (listing, errors)', calls: 4, batch: 0, errors: 0, tokensIn: 0, tokensOut: 0 },
-    { model: 'storyteller', calls: 1, batch: 0, errors: 0, tokensIn: 5, tokensOut: 50 },
+    { model: 'all-minilm-l6-v2', calls: 2, batch: 1200, errors: 1, tokensIn: 9020, tokensOut: 0, units: 0 },
+    { model: 'no model (listing, errors)', calls: 4, batch: 0, errors: 0, tokensIn: 0, tokensOut: 0, units: 0 },
+    { model: 'storyteller', calls: 1, batch: 0, errors: 0, tokensIn: 5, tokensOut: 50, units: 0 },
   ])
+})
+
+test("a handler model's row counts its units, named by the model's unit", () => {
+  const ocr = [
+    { date: '2026-11-22', token_id: 1, endpoint: 'predict', model: 'ocr-en', requests: 2, errors: 0, tokens_in: 0, tokens_out: 0, units: 2 },
+    { date: '2026-11-23', token_id: null, endpoint: 'predict', model: 'ocr-en', requests: 3, errors: 1, tokens_in: 0, tokens_out: 0, units: 2 },
+  ]
+  expect(byModel(ocr)).toEqual([{ model: 'ocr-en', calls: 5, batch: 0, errors: 1, tokensIn: 0, tokensOut: 0, units: 4 }])
+  expect(unitsLabel(1234, 'images')).toBe('1,234 images')
+  expect(unitsLabel(0, undefined)).toBe('–')
 })
 
 test('usage across users names each by email, busiest first', () => {

@@ -2,7 +2,7 @@ import type { RejectedRow, UsageRow } from '../client/types.gen'
 
 export type DayPoint = { date: string; errors: number; rejected: number; [token: string]: number | string }
 export type Totals = { requests: number; batch: number; errors: number; rejected: number; tokensIn: number; tokensOut: number }
-export type ModelLine = { model: string; calls: number; batch: number; errors: number; tokensIn: number; tokensOut: number }
+export type ModelLine = { model: string; calls: number; batch: number; errors: number; tokensIn: number; tokensOut: number; units: number }
 
 /** Batch lines are metered under `batch_<endpoint>`, apart from interactive calls. */
 export function isBatch(row: { endpoint?: string }): boolean {
@@ -32,15 +32,22 @@ export function byModel(rows: UsageRow[]): ModelLine[] {
   const lines = new Map<string, ModelLine>()
   for (const row of rows) {
     const model = row.model ?? 'no model (listing, errors)'
-    const line = lines.get(model) ?? { model, calls: 0, batch: 0, errors: 0, tokensIn: 0, tokensOut: 0 }
+    const line = lines.get(model) ?? { model, calls: 0, batch: 0, errors: 0, tokensIn: 0, tokensOut: 0, units: 0 }
     if (isBatch(row)) line.batch += row.requests ?? 0
     else line.calls += row.requests ?? 0
     line.errors += row.errors ?? 0
     line.tokensIn += row.tokens_in ?? 0
     line.tokensOut += row.tokens_out ?? 0
+    line.units += row.units ?? 0
     lines.set(model, line)
   }
   return [...lines.values()].sort((a, b) => b.calls + b.batch - (a.calls + a.batch) || a.model.localeCompare(b.model))
+}
+
+/** A handler model's units as the usage page shows them ("12 images"); a dash for models metered in tokens. */
+export function unitsLabel(units: number, unit: string | undefined): string {
+  if (!unit) return units ? units.toLocaleString('en-US') : '–'
+  return `${units.toLocaleString('en-US')} ${unit}`
 }
 
 /** Calls per day per source (every day of the window, zeros included), errors and 429s beside. */

@@ -2,11 +2,11 @@ import { useMutation, useQuery } from '@tanstack/react-query'
 import { useState } from 'react'
 import { Bar, CartesianGrid, ComposedChart, Legend, Line, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts'
 
-import { getV1Tokens, getV1Usage, getV1UsageCsv } from '../client/sdk.gen'
+import { getV1Models, getV1Tokens, getV1Usage, getV1UsageCsv } from '../client/sdk.gen'
 import { Button, Card, Empty, ErrorNotice, Loading, PageTitle } from '../components/ui'
 import { call } from '../lib/api'
 import { count } from '../lib/format'
-import { byDay, byModel, sourceLabel, totals } from '../lib/usage'
+import { byDay, byModel, sourceLabel, totals, unitsLabel } from '../lib/usage'
 
 const PALETTE = ['#4f46e5', '#0891b2', '#16a34a', '#ca8a04', '#9333ea', '#db2777', '#475569']
 
@@ -15,6 +15,9 @@ export function UsagePage() {
   // Calls made a moment ago (playground, curl) must show: always ask again on arrival.
   const usage = useQuery({ queryKey: ['usage', days], queryFn: () => call(getV1Usage({ query: { days } })), refetchOnMount: 'always' })
   const tokens = useQuery({ queryKey: ['tokens'], queryFn: () => call(getV1Tokens()) })
+  const served = useQuery({ queryKey: ['models'], queryFn: () => call(getV1Models()) })
+  // A handler model's unit (images, items ...) from its declaration; the others count tokens.
+  const unitOf = new Map((served.data?.data ?? []).map((model) => [model.id ?? '', (model.schema as { units?: string } | undefined)?.units]))
   const download = useMutation({
     mutationFn: async () => {
       const text = await call(getV1UsageCsv({ query: { days }, parseAs: 'text' }))
@@ -90,7 +93,7 @@ export function UsagePage() {
             {models.length === 0 ? <Empty>No calls yet.</Empty> : (
               <div className="overflow-x-auto">
                 <table className="w-full text-left text-sm" data-testid="usage-by-model">
-                  <thead><tr><th scope="col">Model</th><th scope="col">Calls</th><th scope="col">Batch lines</th><th scope="col">Errors</th><th scope="col">Tokens in / out</th></tr></thead>
+                  <thead><tr><th scope="col">Model</th><th scope="col">Calls</th><th scope="col">Batch lines</th><th scope="col">Errors</th><th scope="col">Tokens in / out</th><th scope="col">Units</th></tr></thead>
                   <tbody>
                     {models.map((line) => (
                       <tr key={line.model} className="border-t border-slate-200">
@@ -99,6 +102,7 @@ export function UsagePage() {
                         <td>{count(line.batch)}</td>
                         <td>{count(line.errors)}</td>
                         <td>{count(line.tokensIn)} / {count(line.tokensOut)}</td>
+                        <td>{unitsLabel(line.units, unitOf.get(line.model))}</td>
                       </tr>
                     ))}
                   </tbody>
@@ -110,7 +114,7 @@ export function UsagePage() {
             {rows.length === 0 ? <Empty>No rows.</Empty> : (
               <div className="overflow-x-auto">
                 <table className="w-full text-left text-sm">
-                  <thead><tr><th scope="col">Day</th><th scope="col">Source</th><th scope="col">Endpoint</th><th scope="col">Model</th><th scope="col">Calls</th><th scope="col">Errors</th><th scope="col">Tokens in / out</th></tr></thead>
+                  <thead><tr><th scope="col">Day</th><th scope="col">Source</th><th scope="col">Endpoint</th><th scope="col">Model</th><th scope="col">Calls</th><th scope="col">Errors</th><th scope="col">Tokens in / out</th><th scope="col">Units</th></tr></thead>
                   <tbody>
                     {rows.map((row, index) => (
                       <tr key={index} className="border-t border-slate-200">
@@ -121,6 +125,7 @@ export function UsagePage() {
                         <td>{row.requests}</td>
                         <td>{row.errors}</td>
                         <td>{row.tokens_in} / {row.tokens_out}</td>
+                        <td>{unitsLabel(row.units ?? 0, unitOf.get(row.model ?? ''))}</td>
                       </tr>
                     ))}
                   </tbody>
