@@ -5,13 +5,15 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 
 import { chromium } from 'playwright-core'
 
 const BASE = process.env.BASE_URL
 const MAIL_LOG = process.env.MAIL_LOG
 const SHOTS = process.env.SCREENSHOTS_DIR
+const OCR_IMAGE = process.env.OCR_IMAGE
+const OCR_TEXT = process.env.OCR_TEXT
 const ADMIN = { email: process.env.ADMIN_EMAIL, password: process.env.ADMIN_PASSWORD }
 const USER = { email: `reader-${Date.now()}@example.org`, password: 'a long and happy passphrase', name: 'Rapunzel' }
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8')
@@ -136,6 +138,7 @@ try {
   await page.getByRole('link', { name: 'API tokens' }).click()
   await page.getByText('No tokens yet.').waitFor()
   await page.getByLabel('Name').fill('e2e laptop')
+  await page.getByLabel('Your models').check()
   await page.getByRole('button', { name: 'Create token' }).click()
   const dialog = page.getByRole('dialog', { name: 'Your new token' })
   await dialog.waitFor()
@@ -150,6 +153,8 @@ try {
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), curl)
   const answer = JSON.parse(execFileSync('bash', ['-c', curl], { encoding: 'utf8', timeout: 30_000 }))
   assert.equal(answer.data[0].embedding.length, 384)
+  // A handler model is served: the dialog offers its predict call, with this token.
+  assert.ok((await dialog.getByTestId('predict-snippet').textContent()).includes(`${BASE}/v1/models/ocr-en/predict`))
   await dialog.getByRole('button', { name: 'Python (openai)' }).click()
   assert.ok((await snippet.textContent()).includes(`api_key="${token}"`))
   await dialog.getByRole('link', { name: /API reference/ }).waitFor()
@@ -245,6 +250,62 @@ try {
   assert.equal(await page.getByTestId('previous-response').count(), 0)
   step(`two chat turns, the second continuing ${firstResponse}`)
 
+  // Your own model: the OCR example's form is built from its declared input (one image).
+  await page.getByTestId('model-list').getByText('ocr-en').waitFor()
+  const handler = page.getByTestId('handler-playground')
+  assert.equal(await handler.locator('#handler-model').inputValue(), 'ocr-en')
+  const run = handler.getByRole('button', { name: 'Run the model' })
+  await run.click()
+  await handler.getByText('Choose or drop an image.').waitFor()
+  // Not an image: the server's 422 names the field, in the app's error display.
+  await handler.getByLabel('image (image)').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not a picture') })
+  await run.click()
+  const refused = handler.getByRole('alert')
+  await refused.waitFor()
+  assert.match(await refused.textContent(), /image: Not an image this model reads/)
+  assert.match(await refused.textContent(), /Quote this id/)
+  // The rendered page, dropped on the form: a preview, then the lines boxed over it.
+  const picture = readFileSync(OCR_IMAGE).toString('base64')
+  const transfer = await page.evaluateHandle(({ data, name }) => {
+    const bytes = Uint8Array.from(atob(data), (char) => char.charCodeAt(0))
+    const dropped = new DataTransfer()
+    dropped.items.add(new File([bytes], name, { type: 'image/png' }))
+    return dropped
+  }, { data: picture, name: basename(OCR_IMAGE) })
+  const zone = handler.getByTestId('drop-image')
+  await zone.dispatchEvent('dragover', { dataTransfer: transfer })
+  await zone.dispatchEvent('drop', { dataTransfer: transfer })
+  await handler.getByRole('img', { name: `Preview of ${basename(OCR_IMAGE)}` }).waitFor()
+  await run.click()
+  await handler.getByTestId('predict-result').waitFor({ timeout: 60_000 })
+  const expected = OCR_TEXT.split('\n')
+  await handler.getByTestId('line-box').nth(expected.length - 1).waitFor()
+  assert.equal(await handler.getByTestId('line-box').count(), expected.length)
+  assert.deepEqual(await handler.getByTestId('line-text').allTextContents(), expected)
+  assert.equal((await handler.getByTestId('output-text').textContent()).trim(), OCR_TEXT)
+  // Each box lies over the image as shown, its line in order top to bottom.
+  const placed = await handler.evaluate((card) => {
+    const shown = card.querySelector('img[alt^="The image read"]').getBoundingClientRect()
+    return { shown: [shown.left, shown.top, shown.right, shown.bottom], boxes: [...card.querySelectorAll('[data-testid=line-box]')].map((box) => { const r = box.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom] }) }
+  })
+  for (const [left, top, right, bottom] of placed.boxes) {
+    assert.ok(left >= placed.shown[0] - 1 && top >= placed.shown[1] - 1 && right <= placed.shown[2] + 1 && bottom <= placed.shown[3] + 1, `box ${[left, top, right, bottom]} outside the image ${placed.shown}`)
+    assert.ok(right - left > 50 && bottom - top > 10, `box ${[left, top, right, bottom]} too small`)
+  }
+  assert.ok(placed.boxes[0][3] <= placed.boxes[1][1] + 1, 'the lines are not top to bottom')
+  // The same request as curl -F works from a shell with the token (it has the predict scope).
+  await handler.getByText('This prediction as curl and Python').click()
+  const predictCurl = await handler.getByLabel('Predict request as curl').textContent()
+  assert.ok(predictCurl.startsWith(`curl ${BASE}/v1/models/ocr-en/predict`) && predictCurl.includes(`-F image=@${basename(OCR_IMAGE)}`), predictCurl)
+  assert.match(await handler.getByLabel('Predict request in Python').textContent(), /files=\{"image": \(/)
+  const predicted = JSON.parse(execFileSync('bash', ['-c', predictCurl], { cwd: dirname(OCR_IMAGE), env: { ...process.env, MODELGATE_TOKEN: token }, encoding: 'utf8', timeout: 60_000 }))
+  assert.equal(predicted.outputs.text, OCR_TEXT)
+  assert.deepEqual(predicted.usage, { units: 1, unit: 'images' })
+  await accessible(page, 'playground (OCR result)')
+  await fitsPhone(page, 'playground (OCR result)')
+  await handler.screenshot({ path: join(SHOTS, 'ocr.png') })
+  step(`OCR in the playground: ${expected.length} boxes drawn, "${OCR_TEXT.replace('\n', ' / ')}" read; its curl -F answered the same`)
+
   // It is in the history, kept as cancelled.
   await page.getByRole('link', { name: 'History' }).click()
   await page.getByTestId('history').getByText('cancelled').first().waitFor()
@@ -324,6 +385,7 @@ try {
   const minilm = (await perModel.getByRole('row', { name: /all-minilm-l6-v2/ }).locator('td').allTextContents()).map((text) => text.replace(/,/g, ''))
   assert.ok(Number(minilm[2]) >= 1200 && Number(minilm[1]) >= 2, `all-minilm-l6-v2: ${minilm}`)
   await perModel.getByRole('row', { name: /storyteller/ }).waitFor()
+  assert.match(await perModel.getByRole('row', { name: /ocr-en/ }).textContent(), /[1-9]\d* images/)
   assert.equal(await page.locator('[data-testid=usage-chart] .recharts-yAxis').count(), 2)
   await page.getByRole('cell', { name: 'batch (web session)' }).first().waitFor()
   await page.getByRole('cell', { name: 'e2e laptop' }).first().waitFor()

@@ -58,6 +58,7 @@ function readPicked(file: File): Promise<Picked> {
 
 function ImageInput({ field, id, value, onChange, problem }: { field: FormField; id: string; value: Value; onChange: (value: Picked) => void; problem?: string }) {
   const [over, setOver] = useState(false)
+  const input = useRef<HTMLInputElement>(null)
   const picked = typeof value === 'object' ? value : null
   const take = (file: File | undefined) => {
     if (file) readPicked(file).then(onChange)
@@ -65,6 +66,8 @@ function ImageInput({ field, id, value, onChange, problem }: { field: FormField;
   const onDrop = (event: DragEvent) => {
     event.preventDefault()
     setOver(false)
+    // The picker shows the dropped file's name, not the one picked before.
+    if (input.current && event.dataTransfer.files.length) input.current.files = event.dataTransfer.files
     take(event.dataTransfer.files[0])
   }
   return (
@@ -78,9 +81,13 @@ function ImageInput({ field, id, value, onChange, problem }: { field: FormField;
       onDrop={onDrop}
       className={cx('flex flex-col gap-2 rounded-md border-2 border-dashed p-3', over ? 'border-indigo-600 bg-indigo-50' : problem ? 'border-red-600' : 'border-slate-300')}
     >
-      <input id={id} type="file" accept={field.accept} aria-invalid={problem ? true : undefined} aria-describedby={`${id}-hint${problem ? ` ${id}-error` : ''}`} className="text-sm" onChange={(event) => take(event.target.files?.[0])} />
+      <input ref={input} id={id} type="file" accept={field.accept} aria-invalid={problem ? true : undefined} aria-describedby={`${id}-hint${problem ? ` ${id}-error` : ''}`} className="text-sm" onChange={(event) => take(event.target.files?.[0])} />
       <p className="text-xs text-slate-600">…or drop an image here.</p>
-      {picked && <img src={picked.preview} alt={`Preview of ${picked.name}`} data-testid={`preview-${field.name}`} className="max-h-48 max-w-full self-start rounded border border-slate-200 object-contain" />}
+      {picked && (picked.preview.startsWith('data:image/') ? (
+        <img src={picked.preview} alt={`Preview of ${picked.name}`} data-testid={`preview-${field.name}`} className="max-h-48 max-w-full self-start rounded border border-slate-200 object-contain" />
+      ) : (
+        <p className="text-sm text-slate-700">{picked.name}: no preview (the browser does not take it for an image).</p>
+      ))}
     </div>
   )
 }
@@ -169,7 +176,7 @@ function Result({ declaration, answer, image }: { declaration: Declaration; answ
         </section>
       ))}
       <p className="text-xs text-slate-600">
-        {answer.usage?.units} {answer.usage?.unit} · trace id <code>{answer.trace_id}</code>
+        Metered: {answer.usage?.units} (unit: {answer.usage?.unit}) · trace id <code>{answer.trace_id}</code>
       </p>
     </div>
   )

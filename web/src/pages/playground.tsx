@@ -224,7 +224,7 @@ export function PlaygroundPage() {
         <div className="lg:col-span-2"><ModelList models={list} /></div>
         <Storyteller />
         <Embeddings />
-        <div className="lg:col-span-2"><HandlerPlayground models={list} /></div>
+        <div className="lg:col-span-2" data-testid="handler-playground"><HandlerPlayground models={list} /></div>
       </div>
     </>
   )

@@ -17,7 +17,7 @@ const SCOPES = [
   ['generate', 'Completions and history'],
   ['usage', 'Read usage'],
   ['batch', 'Files and batches'],
-  ['predict', 'Your models (predict)'],
+  ['predict', 'Your models'],
 ] as const
 
 const createSchema = z.object({
