@@ -67,7 +67,7 @@ function ImageInput({ field, id, value, onChange, problem }: { field: FormField;
     event.preventDefault()
     setOver(false)
     // The picker shows the dropped file's name, not the one picked before.
-    if (input.current && event.dataTransfer.files.length) input.current.files = event.dataTransfer.files
+    if (input.current && event.dataTransfer.files instanceof FileList && event.dataTransfer.files.length) input.current.files = event.dataTransfer.files
     take(event.dataTransfer.files[0])
   }
   return (
