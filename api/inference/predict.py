@@ -3,8 +3,9 @@
 JSON: `{"image": "<base64 or data: URL>", "threshold": 0.3}`; multipart: one part per
 field, files for images (`curl -F image=@page.png -F threshold=0.3`). The answer is
 `{"model", "outputs", "usage": {"units", "unit"}, "trace_id"}`. An API token needs
-the `predict` scope. Each model's fields are in `GET /v1/models/{id}` (the OpenAPI
-document takes any object here, for now).
+the `predict` scope. Each model's fields are in `GET /v1/models/{id}`, and the served
+OpenAPI document has an exact operation of its own for every ready model
+(`add_model_operations`) beside the generic one here.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from api.access.ratelimits import inference_slot
 from api.access.security import authenticate, current_principal
 from api.edge.errors import Unprocessable, UnsupportedMediaType, ValidationFailed
 from api.edge.guards import string_problem
+from api.edge.openapi import add_document_hook
 from api.edge.validation import Blueprint
 from api.extensions import db
 from api.observability.tracing import current_trace_id
 from api.runtime.errors import ModelNotFound
 from api.runtime.handlers import service
-from api.runtime.handlers.registry import handler_models
+from api.runtime.handlers.openapi import model_operation
+from api.runtime.handlers.registry import handler_models, ready_models
 from api.usage.metering import meter, metered
 
 blueprint = Blueprint("predict", __name__, url_prefix="/v1", description="Handler models.")
@@ -58,6 +61,30 @@ BODY = {
         },
     },
 }
+
+
+GENERIC_PATH = "/v1/models/{model_id}/predict"
+
+
+def add_model_operations(document: dict[str, Any]) -> None:
+    """One exact predict operation per ready handler model, beside the generic one."""
+    paths = document.get("paths", {})
+    generic = paths.get(GENERIC_PATH, {}).get("post")
+    if generic is None:
+        return
+    taken = {
+        op.get("operationId")
+        for item in paths.values()
+        for op in item.values()
+        if isinstance(op, dict)
+    }
+    for model_id, described in ready_models(handler_models()).items():
+        operation = model_operation(generic, model_id, described.declaration, taken)
+        taken.add(operation["operationId"])
+        paths[f"/v1/models/{model_id}/predict"] = {"post": operation}
+
+
+blueprint.record_once(lambda state: add_document_hook(state.app, add_model_operations))
 
 
 def _read_body() -> tuple[dict[str, Any], dict[str, bytes], bool]:

@@ -81,3 +81,57 @@ class Sleepy(Vectors):
     def predict(self, batch: list[dict]) -> list[dict]:
         time.sleep(1.0)
         return [{"sum": 0.0} for _ in batch]
+
+
+class Counter:
+    """A streaming handler: `predict` is a generator that yields each word as it is made."""
+
+    inputs = [
+        {"name": "word", "kind": "text", "max_length": 20},
+        {
+            "name": "count",
+            "kind": "number",
+            "integer": True,
+            "minimum": 1,
+            "maximum": 20,
+            "required": False,
+            "default": 3,
+        },
+        {
+            "name": "fail_at",
+            "kind": "number",
+            "integer": True,
+            "minimum": 0,
+            "maximum": 20,
+            "required": False,
+            "default": 0,
+        },
+        {
+            "name": "pause",
+            "kind": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "required": False,
+            "default": 0,
+        },
+    ]
+    outputs = [{"name": "text", "kind": "text"}, {"name": "done", "kind": "boolean"}]
+    units = "words"
+
+    def setup(self, device: str) -> None:
+        self.closed = 0
+
+    def predict(self, batch: list[dict]):
+        (item,) = batch
+        try:
+            for index in range(1, item["count"] + 1):
+                if index == item["fail_at"]:
+                    raise RuntimeError("the counter broke")
+                time.sleep(item["pause"])
+                yield {
+                    "text": " ".join([item["word"]] * index),
+                    "done": index == item["count"],
+                    "_units": index,
+                }
+        finally:
+            self.closed += 1

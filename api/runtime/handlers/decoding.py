@@ -102,8 +102,16 @@ def _encode(spec: FieldSpec, value: Any) -> Any:
     if kind == "boolean" and isinstance(value, bool):
         return value
     if kind == "number" and isinstance(value, numbers.Real) and not isinstance(value, bool):
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer too large for a float
+            finite = False
+        if not finite:
             raise HandlerFault(f"output {spec.name} is not a finite number")
+        if spec.limits["integer"]:
+            if value != int(value):
+                raise HandlerFault(f"output {spec.name} is not an integer")
+            return int(value)
         return value
     if kind == "json":
         return value
