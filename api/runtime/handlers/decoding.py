@@ -108,10 +108,10 @@ def _encode(spec: FieldSpec, value: Any) -> Any:
             finite = False
         if not finite:
             raise HandlerFault(f"output {spec.name} is not a finite number")
-        if spec.limits["integer"]:
-            if value != int(value):
+        if spec.limits["integer"] and not isinstance(value, int):
+            if not float(value).is_integer():
                 raise HandlerFault(f"output {spec.name} is not an integer")
-            return int(value)
+            return int(float(value))
         return value
     if kind == "json":
         return value
@@ -141,4 +141,19 @@ def encode_outputs(declaration: Declaration, result: Any) -> tuple[dict[str, Any
             outputs[spec.name] = None
             continue
         outputs[spec.name] = _encode(spec, result[spec.name])
+    return outputs, units
+
+
+def encode_partial(declaration: Declaration, result: Any) -> tuple[dict[str, Any], int | None]:
+    """One event of a streaming handler: the declared outputs it gives, and its units if said."""
+    if not isinstance(result, dict):
+        raise HandlerFault(f"a streaming predict must yield dicts, got {type(result).__name__}")
+    units = result.get(UNITS_KEY)
+    if units is not None and (isinstance(units, bool) or not isinstance(units, int) or units < 0):
+        raise HandlerFault(f"{UNITS_KEY} must be a whole number of 0 or more")
+    outputs = {
+        spec.name: _encode(spec, result[spec.name])
+        for spec in declaration.outputs
+        if result.get(spec.name) is not None
+    }
     return outputs, units

@@ -208,11 +208,10 @@ def _example(spec: FieldSpec) -> Any:
     if spec.kind == "json":
         return {}
     if spec.kind == "tensor":
-        element = False if limits["dtype"] == "bool" else 0
-        value: Any = element
+        tensor: Any = False if limits["dtype"] == "bool" else 0
         for size in reversed(limits["shape"]):
-            value = [value] * (1 if size == -1 else size)
-        return value if math.prod(max(size, 1) for size in limits["shape"]) <= 64 else None
+            tensor = [tensor] * (1 if size == -1 else size)
+        return tensor if math.prod(max(size, 1) for size in limits["shape"]) <= 64 else None
     return WHITE_PIXEL_PNG if "png" in limits["formats"] else None
 
 
