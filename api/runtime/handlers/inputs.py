@@ -6,7 +6,9 @@ no pixel data). Nothing is decoded here; the model's process decodes (`decoding`
 with the same limits. Every problem (a missing, unknown or mistyped field, a tensor
 of the wrong shape, an image that is empty, too large, of another format or with too
 many pixels) is a 422 in the one error shape with `details` naming each field: the
-OpenAPI document takes any object, so such a body fits it but not the model.
+generic predict operation of the OpenAPI document takes any object, so such a body
+fits it but not the model. A ready model's own operation (`openapi`) says the same
+rules in JSON Schema; `tests/handlers/test_openapi.py` checks that the two agree.
 """
 
 from __future__ import annotations
@@ -77,8 +79,8 @@ def check_request(
         except _Bad as bad:
             problems[spec.name] = [str(bad)]
     if problems:
-        # The document takes any object for any model: a request that does not fit this
-        # model's declaration fits the document but not the model, the house's 422.
+        # The generic operation takes any object for any model: a request that does not
+        # fit this model's declaration fits the document but not the model, the house's 422.
         raise Unprocessable(_first(problems), details=problems)
     return checked
 
