@@ -111,8 +111,9 @@ def _read_body() -> tuple[dict[str, Any], dict[str, bytes], bool]:
                     f"{name}: Give this field once.", details={name: ["Give this field once."]}
                 )
             problem = string_problem(values[0]) or string_problem(name)
-            if problem:
-                raise ValidationFailed(details={name: [problem]})
+            if problem:  # any part fits the generic operation: the model's 422, as in JSON
+                field = "_form" if string_problem(name) else name
+                raise Unprocessable(f"{field}: {problem}", details={field: [problem]})
             fields[name] = values[0]
         files = {}
         for name in request.files:
