@@ -136,8 +136,12 @@ class HandlerRunner:
         """A streaming handler's events for one item: (the outputs it gave, units so far).
 
         One item at a time (the lock), waiting for it at most until `deadline`. Closing
-        this iterator closes the handler's generator (the client went away).
+        this iterator closes the handler's generator (the client went away). Any other
+        handler's answer is one event.
         """
+        if not self.declaration.streaming:
+            yield self.predict(values, blobs, deadline=deadline)
+            return
         item = decode_item(self.declaration, values, blobs)
         if not self._one_at_a_time.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise DeadlineExceeded()

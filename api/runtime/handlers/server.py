@@ -97,7 +97,7 @@ class HandlerProcess:
             raise ValueError("values must be an object")
         timeout = min(float(header["timeout"]), self.timeout_s)
         deadline = time.monotonic() + timeout
-        if header.get("stream") and self.declaration.streaming:
+        if header.get("stream"):
             events = self.runner.stream(values, blobs, deadline=deadline)
             return _traced(header.get("trace_id"), _stream_frames(events))
         token = bind_trace_id(header.get("trace_id"))
