@@ -8,7 +8,9 @@ than `MAX_JSON_DEPTH`, and ids no id column can hold. (werkzeug decodes a path a
 UTF-8 with replacement, `%ff` becomes U+FFFD, so in a path only `%00` can do harm.)
 Each is a 400 that names the field, except a bad key of a JSON object when nothing
 else is wrong: that is a 422, because OpenAPI 3.0 cannot constrain the keys of a
-free-form object (batch `metadata`), so the document allows what the service refuses.
+free-form object (batch `metadata`), so the document allows what the service refuses;
+for the same reason every such problem in a predict body (a model's inputs may be
+free-form JSON) is a 422.
 """
 
 from __future__ import annotations
@@ -146,7 +148,15 @@ def check_body() -> None:
         ) from None
     except WerkzeugBadRequest:
         raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
-    check_json(body)
+    try:
+        check_json(body)
+    except ValidationFailed as failed:
+        if not predict:
+            raise
+        # A model's inputs may be free-form (the generic predict operation takes any
+        # object, a `json` input any object): a NUL deep inside fits the document, so it
+        # is refused as the model's 422, as a bad key is everywhere.
+        raise Unprocessable(failed.message, details=failed.details) from None
 
 
 def check_query_and_path() -> None:

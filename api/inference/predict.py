@@ -2,30 +2,46 @@
 
 JSON: `{"image": "<base64 or data: URL>", "threshold": 0.3}`; multipart: one part per
 field, files for images (`curl -F image=@page.png -F threshold=0.3`). The answer is
-`{"model", "outputs", "usage": {"units", "unit"}, "trace_id"}`. An API token needs
-the `predict` scope. Each model's fields are in `GET /v1/models/{id}` (the OpenAPI
-document takes any object here, for now).
+`{"model", "outputs", "usage": {"units", "unit"}, "trace_id"}`. A streaming model
+(its `predict` a generator) asked with `Accept: text/event-stream` answers server-sent
+events instead: `{"outputs"}` for each partial output, then `{"model", "usage",
+"trace_id"}`, then `[DONE]`; an error after the first event comes in-band. An API token needs
+the `predict` scope. Each model's fields are in `GET /v1/models/{id}`, and the served
+OpenAPI document has an exact operation of its own for every ready model
+(`add_model_operations`) beside the generic one here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from flask import current_app, request
+from flask import Response, current_app, request, stream_with_context
 from marshmallow import Schema, fields
 
 from api.access.budget import api_rate_limit
 from api.access.ratelimits import inference_slot
 from api.access.security import authenticate, current_principal
-from api.edge.errors import Unprocessable, UnsupportedMediaType, ValidationFailed
+from api.edge.errors import (
+    APIError,
+    Unprocessable,
+    UnsupportedMediaType,
+    ValidationFailed,
+    error_body,
+    unexpected,
+)
 from api.edge.guards import string_problem
+from api.edge.openapi import add_document_hook
 from api.edge.validation import Blueprint
 from api.extensions import db
-from api.observability.tracing import current_trace_id
+from api.inference.openai_format import sse
+from api.observability.tracing import bind_trace_id, current_trace_id, reset_trace_id
 from api.runtime.errors import ModelNotFound
 from api.runtime.handlers import service
-from api.runtime.handlers.registry import handler_models
+from api.runtime.handlers.openapi import model_operation
+from api.runtime.handlers.registry import HandlerModels, handler_models, ready_models
 from api.usage.metering import meter, metered
 
 blueprint = Blueprint("predict", __name__, url_prefix="/v1", description="Handler models.")
@@ -60,6 +76,30 @@ BODY = {
 }
 
 
+GENERIC_PATH = "/v1/models/{model_id}/predict"
+
+
+def add_model_operations(document: dict[str, Any]) -> None:
+    """One exact predict operation per ready handler model, beside the generic one."""
+    paths = document.get("paths", {})
+    generic = paths.get(GENERIC_PATH, {}).get("post")
+    if generic is None:
+        return
+    taken = {
+        str(operation["operationId"])
+        for item in paths.values()
+        for operation in item.values()
+        if isinstance(operation, dict) and "operationId" in operation
+    }
+    for model_id, described in ready_models(handler_models()).items():
+        operation = model_operation(generic, model_id, described.declaration, taken)
+        taken.add(operation["operationId"])
+        paths[f"/v1/models/{model_id}/predict"] = {"post": operation}
+
+
+blueprint.record_once(lambda state: add_document_hook(state.app, add_model_operations))
+
+
 def _read_body() -> tuple[dict[str, Any], dict[str, bytes], bool]:
     """The request's fields and files, and whether it was a multipart form."""
     if request.mimetype == "multipart/form-data":
@@ -71,8 +111,9 @@ def _read_body() -> tuple[dict[str, Any], dict[str, bytes], bool]:
                     f"{name}: Give this field once.", details={name: ["Give this field once."]}
                 )
             problem = string_problem(values[0]) or string_problem(name)
-            if problem:
-                raise ValidationFailed(details={name: [problem]})
+            if problem:  # any part fits the generic operation: the model's 422, as in JSON
+                field = "_form" if string_problem(name) else name
+                raise Unprocessable(f"{field}: {problem}", details={field: [problem]})
             fields[name] = values[0]
         files = {}
         for name in request.files:
@@ -110,6 +151,8 @@ def predict(model_id: str):
     deadline = time.monotonic() + current_app.config["INFERENCE_TIMEOUT_S"]
     fields, files, from_form = _read_body()
     db.session.commit()  # give the connection back while the model runs
+    if _wants_events() and service.streams(models, model_id):
+        return _stream(models, model_id, fields, files, from_form, deadline)
     with inference_slot(current_principal().user_id):
         result = service.predict(
             models, model_id, fields, files, from_form=from_form, deadline=deadline
@@ -121,3 +164,62 @@ def predict(model_id: str):
         "usage": {"units": result.units, "unit": result.unit},
         "trace_id": current_trace_id(),
     }
+
+
+def _wants_events() -> bool:
+    """`Accept: text/event-stream` preferred to JSON: stream a streaming model's outputs."""
+    offered = ["application/json", "text/event-stream"]
+    return request.accept_mimetypes.best_match(offered) == "text/event-stream"
+
+
+def _stream(
+    models: HandlerModels,
+    model_id: str,
+    fields: dict[str, Any],
+    files: dict[str, bytes],
+    from_form: bool,
+    deadline: float,
+) -> Response:
+    """Start the model's stream (errors before its first output still get a status), then
+    send each partial output as an event, the usage, and `[DONE]`."""
+    held = contextlib.ExitStack()  # released when the stream ends, not when this returns
+    held.enter_context(inference_slot(current_principal().user_id, stream=True))
+    try:
+        running = service.stream(
+            models, model_id, fields, files, from_form=from_form, deadline=deadline
+        )
+    except BaseException:
+        held.close()
+        raise
+    usage = meter()
+
+    def events() -> Iterator[str]:
+        trace = bind_trace_id(usage.trace_id)  # the view's trace context ends before the stream
+        try:
+            for outputs in running:
+                usage.units = running.units
+                yield sse({"outputs": outputs})
+            usage.units = running.units
+            yield sse(
+                {
+                    "model": model_id,
+                    "usage": {"units": running.units, "unit": running.unit},
+                    "trace_id": usage.trace_id,
+                }
+            )
+            yield sse("[DONE]")
+        except Exception as error:  # after the 200: in-band, as the completions stream does
+            failure = error if isinstance(error, APIError) else unexpected(error)
+            usage.status = failure.status
+            yield sse(error_body(failure.status, failure.code, failure.message, failure.details))
+            yield sse("[DONE]")
+        finally:
+            running.close()  # the client went away or we are done: stop the model's generator
+            held.close()
+            reset_trace_id(trace)
+
+    return Response(
+        stream_with_context(events()),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -12,8 +12,6 @@ deadline a 504, as in-process.
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 from array import array
 from collections.abc import Sequence
@@ -30,26 +28,22 @@ from api.runtime.specs import ModelInfo, ModelSpec
 NOT_ANSWERING = "The model server is not answering; retry shortly."
 
 
-class ModelServerClient:
+class ModelServerClient(wire.ThreadConnections):
     """Requests to the model server on `path`, one connection per calling thread."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._local = threading.local()
 
     def request(self, header: dict[str, Any], timeout: float) -> tuple[dict[str, Any], bytes]:
         """Send `header`, return the answer; a broken connection is retried once on a new one."""
         for attempt in (1, 2):
             try:
-                sock = self._connection()
+                sock = self.connection()
                 sock.settimeout(max(0.001, timeout))
                 wire.send(sock, header)
                 reply, payload = wire.receive(sock)
             except TimeoutError:
-                self._drop()
+                self.drop()
                 raise DeadlineExceeded() from None
             except (ConnectionError, OSError):
-                self._drop()
+                self.drop()
                 if attempt == 2:
                     raise QueueFull(NOT_ANSWERING) from None
                 continue
@@ -73,24 +67,6 @@ class ModelServerClient:
         if info is None:
             raise ModelUnavailable(model_id)
         return info
-
-    def _connection(self) -> socket.socket:
-        sock = getattr(self._local, "sock", None)
-        if sock is None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(self.path)
-            except OSError:
-                sock.close()
-                raise
-            self._local.sock = sock
-        return sock
-
-    def _drop(self) -> None:
-        sock = getattr(self._local, "sock", None)
-        self._local.sock = None
-        if sock is not None:
-            sock.close()
 
 
 _ERRORS: dict[str, type[APIError]] = {

@@ -2,7 +2,8 @@
 
 `start_supervisor` (called by gunicorn.conf.py) runs `python -m api.runtime.model_server
 --supervise`, whose `supervise` runs the server as a child and starts it again whenever
-it exits, until SIGTERM; both end with their parent (`end_with_parent`).
+it exits, until SIGTERM; both end with their parent (`end_with_parent`). Each handler
+model's process is kept by the same loop (`restart_forever`, `api.runtime.handlers.supervisor`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,22 @@ def end_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def supervise(path: str) -> int:
-    """Run `serve(path)` in a child and start it again whenever it exits, until SIGTERM."""
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so a server's `finally` cleans up."""
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def restart_forever(command: list[str], name: str) -> int:
+    """Run `command` and run it again whenever it exits, until SIGTERM or SIGINT.
+
+    The pause before a restart grows from 0.5 s, doubling to 10 s, and is back to 0.5 s
+    once a run has lasted 30 s. The model server and each handler model are kept so.
+    """
     end_with_parent()
     stopping = False
     child: subprocess.Popen[bytes] | None = None
@@ -44,14 +59,19 @@ def supervise(path: str) -> int:
     pause = 0.5
     while not stopping:
         started = time.monotonic()
-        child = subprocess.Popen([sys.executable, "-m", MODULE, "--socket", path])  # noqa: S603
+        child = subprocess.Popen(command)  # noqa: S603 - our own module
         code = child.wait()
         if stopping:
             break
-        print(f"modelgate: the model server exited with {code}; starting it again", file=sys.stderr)
+        print(f"modelgate: {name} exited with {code}; starting it again", file=sys.stderr)
         pause = 0.5 if time.monotonic() - started > 30 else min(pause * 2, 10.0)
         time.sleep(pause)
     return 0
+
+
+def supervise(path: str) -> int:
+    """Run `serve(path)` in a child and start it again whenever it exits, until SIGTERM."""
+    return restart_forever([sys.executable, "-m", MODULE, "--socket", path], "the model server")
 
 
 def start_supervisor(path: str) -> subprocess.Popen[bytes]:

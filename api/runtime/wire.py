@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import threading
 import time
 from typing import Any
 
@@ -56,3 +57,49 @@ def _read_exactly(sock: socket.socket, count: int, deadline: float | None) -> by
         chunks.append(chunk)
         count -= len(chunk)
     return b"".join(chunks)
+
+
+class ThreadConnections:
+    """One kept connection to the Unix socket at `path` per calling thread.
+
+    The model server's client (`remote`) and each handler model's (`handlers.client`)
+    share it: `connection()` opens this thread's socket when it has none, `drop()`
+    closes it after an error, so the next call starts on a fresh one.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def has_connection(self) -> bool:
+        return getattr(self._local, "sock", None) is not None
+
+    def connection(self) -> socket.socket:
+        sock = getattr(self._local, "sock", None)
+        if sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self.path)
+            except OSError:
+                sock.close()
+                raise
+            self._local.sock = sock
+        return sock
+
+    def take(self) -> socket.socket | None:
+        """This thread's socket, no longer kept (a stream holds it until it ends)."""
+        sock = getattr(self._local, "sock", None)
+        self._local.sock = None
+        return sock
+
+    def give_back(self, sock: socket.socket) -> None:
+        """Keep `sock` again for this thread, or close it when the thread has another."""
+        if self.has_connection():
+            sock.close()
+        else:
+            self._local.sock = sock
+
+    def drop(self) -> None:
+        sock = self.take()
+        if sock is not None:
+            sock.close()

@@ -17,9 +17,12 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import requests
 
 from api import create_app
 from api.auth.models import User
@@ -33,6 +36,7 @@ from tests.tokens.conftest import make_account
 HERE = Path(__file__).resolve().parent
 WEB_DIST = HERE.parents[1] / "web" / "dist"
 EMAIL = "fuzz@example.org"
+HANDLER_MODEL, HANDLER = "fuzzable", "tests.handlers.sample_handler:Fuzzable"
 PROFILES = {
     # examples per operation, and a time budget per credential kind (seconds)
     "bounded": {"max_examples": 12, "max_time": 120},
@@ -40,7 +44,8 @@ PROFILES = {
 }
 # Limits high enough that the fuzzer tests the API, not its own rate limit.
 SERVER_ENV = {
-    "MODELS": "all-minilm-l6-v2,storyteller",
+    # A small handler model (issue 26) so its exact predict operation is fuzzed too.
+    "MODELS": f"all-minilm-l6-v2,storyteller,{HANDLER_MODEL}=handler:{HANDLER}",
     "RATE_LIMIT_DEFAULT": "1000000/minute",
     "RATE_LIMIT_AUTH": "1000000/minute",
     "LOGIN_FAILURE_LIMIT": "1000000 per hour",
@@ -62,7 +67,9 @@ def fuzz_database() -> Iterator[tuple[str, str]]:
     with scratch_database("modelgate_fuzz") as url:
         app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=url))
         account = make_account(app, EMAIL)
-        token = account.mint("fuzz", scopes=["embed", "generate", "usage", "batch"])["token"]
+        token = account.mint("fuzz", scopes=["embed", "generate", "usage", "batch", "predict"])[
+            "token"
+        ]
         with app.app_context():
             db.session.get(User, account.user_id).role = "admin"
             db.session.commit()
@@ -116,12 +123,26 @@ def run_schemathesis(base: str, credential: str, token: str, profile: str, seed:
     return FuzzResult(credential, process.returncode, process.stdout + process.stderr)
 
 
+def wait_for_model(base: str, token: str, model_id: str, seconds: float = 90.0) -> None:
+    """Wait until the model's process is ready: the served document describes it only then."""
+    give_up = time.monotonic() + seconds
+    while time.monotonic() < give_up:
+        answer = requests.get(
+            f"{base}/v1/models/{model_id}", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        )
+        if answer.status_code == 200:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{model_id} was not ready in {seconds} s")
+
+
 def fuzz(profile: str, seed: int, credentials: tuple[str, ...] = ("token", "session")):
     """Run the profile with each credential kind; return the results."""
     results = []
     with fuzz_database() as (url, token), tempfile.TemporaryDirectory() as tmp:
         env = {**SERVER_ENV, "DATABASE_URL": url, "REDIS_URL": REDIS_URL}
         with gunicorn(env, Path(tmp), workers=2) as base:
+            wait_for_model(base, token, HANDLER_MODEL)
             for credential in credentials:
                 results.append(run_schemathesis(base, credential, token, profile, seed))
     return results

@@ -63,6 +63,9 @@ class Brightness:
 '''
 
 
+STREAMING = "count=handler:tests.handlers.sample_handler:Counter"
+
+
 def write_model(folder):
     """The user's side: a tiny torch.nn.Module, its weights saved, its handler file."""
     net = torch.nn.Linear(64, 2)
@@ -96,7 +99,8 @@ def stack(tmp_path, live_database, redis_url, redis_db):
     env = {
         "DATABASE_URL": live_database,
         "REDIS_URL": redis_url,
-        "MODELS": f"brightness=handler:{handler}:Brightness",  # the one configuration line
+        # The one configuration line; the second model is a streaming one (its own test).
+        "MODELS": f"brightness=handler:{handler}:Brightness,{STREAMING}",
         "RATE_LIMIT_DEFAULT": "1000/minute",
         "USAGE_FLUSH_INTERVAL_MS": "100",
         # Slots are per user id in the test Redis, which other checkouts' live tests share.
@@ -112,8 +116,18 @@ def stack(tmp_path, live_database, redis_url, redis_db):
         yield base, tokens, tmp_path / "app.log"
 
 
-def call(base, token, *, method="POST", path="/v1/models/brightness/predict", trace=None, **kw):
+def call(
+    base,
+    token,
+    *,
+    method="POST",
+    path="/v1/models/brightness/predict",
+    trace=None,
+    headers_extra=None,
+    **kw,
+):
     headers = {"Authorization": f"Bearer {token}", "X-Trace-Id": trace or uuid.uuid4().hex}
+    headers.update(headers_extra or {})
     return requests.request(method, base + path, headers=headers, timeout=30, **kw)
 
 
@@ -217,3 +231,32 @@ def test_every_bad_input_is_a_4xx_naming_the_field(stack):
         assert field in error["message"] and error["trace_id"], (name, error)
     # Nothing above hurt the model's process: it still answers.
     assert call(base, tokens["good"], json={"image": b64(images.png())}).status_code == 200
+
+
+def test_the_document_and_a_stream_through_gunicorn(stack):
+    base, tokens, _ = stack
+    give_up = time.monotonic() + 60
+    while call(base, tokens["good"], method="GET", path="/v1/models/count").status_code != 200:
+        assert time.monotonic() < give_up, "the streaming model never became ready"
+        time.sleep(0.3)
+    document = requests.get(f"{base}/v1/openapi.json", timeout=10).json()
+    operation = document["paths"]["/v1/models/brightness/predict"]["post"]
+    assert operation["operationId"] == "predict_brightness"
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["features"]["minItems"] == 2
+
+    answer = call(
+        base,
+        tokens["good"],
+        path="/v1/models/count/predict",
+        json={"word": "hi", "count": 3},
+        headers_extra={"Accept": "text/event-stream"},
+        stream=True,
+    )
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith(
+        "text/event-stream"
+    )
+    data = [line[6:] for line in answer.iter_lines() if line.startswith(b"data: ")]
+    events = [json.loads(item) for item in data[:-1]]
+    assert [event["outputs"]["text"] for event in events[:3]] == ["hi", "hi hi", "hi hi hi"]
+    assert events[3]["usage"] == {"units": 3, "unit": "words"} and data[-1] == b"[DONE]"

@@ -39,3 +39,31 @@ def test_predict_answers_in_the_one_error_shape(make_app, tmp_path):
     ready = client.get("/readyz", environ_base={"REMOTE_ADDR": "127.0.0.1"})
     assert ready.status_code == 200
     assert ready.get_json().get("models", {"tiny": "down"}) == {"tiny": "down"}
+
+
+def test_a_nul_deep_in_a_predict_body_is_the_models_422(make_app, tmp_path):
+    """The generic predict operation takes any object: a NUL inside fits the document."""
+    app = make_app(MODELS=MODELS, HANDLER_SOCKET_DIR=str(tmp_path))
+    token = make_account(app).mint(scopes=("predict",))["token"]
+    response = app.test_client().post(
+        "/v1/models/tiny/predict",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"extra": {"deep": ["a\x00b"]}},
+    )
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["error"]["param"] == "extra"
+
+
+def test_a_nul_in_a_form_field_or_its_name_is_the_models_422(make_app, tmp_path):
+    app = make_app(MODELS=MODELS, HANDLER_SOCKET_DIR=str(tmp_path))
+    token = make_account(app).mint(scopes=("predict",))["token"]
+    client = app.test_client()
+    for form, field in (({"threshold": "0\x00"}, "threshold"), ({"a\x00b": "1"}, "_form")):
+        response = client.post(
+            "/v1/models/tiny/predict",
+            headers={"Authorization": f"Bearer {token}"},
+            data=form,
+            content_type="multipart/form-data",
+        )
+        assert response.status_code == 422, response.get_json()
+        assert list(response.get_json()["error"]["details"]) == [field]

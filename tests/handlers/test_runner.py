@@ -82,3 +82,14 @@ def test_a_hang_ends_at_the_deadline():
         runner.predict(checked.values, {}, deadline=time.monotonic() + 0.2)
     assert time.monotonic() - started < 0.6
     runner.close()
+
+
+def test_a_stream_of_a_batched_handler_is_its_one_answer():
+    handler = Vectors()
+    handler.setup("cpu")
+    runner = HandlerRunner(handler, declare(Vectors, "vectors"))
+    try:
+        events = list(runner.stream({"x": [[1, 2], [3, 4]]}, {}, deadline=time.monotonic() + 5))
+    finally:
+        runner.close()
+    assert events == [({"sum": 10.0}, 2)]

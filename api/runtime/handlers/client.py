@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from api.edge.errors import APIError, ServiceUnavailable
@@ -33,73 +34,103 @@ class ModelRestarting(ServiceUnavailable):
         super().__init__(message or RESTARTING, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
-class HandlerClient:
+class HandlerClient(wire.ThreadConnections):
     """Calls to one handler model's process at `path`, one connection per calling thread."""
 
     def __init__(self, model_id: str, path: str) -> None:
+        super().__init__(path)
         self.model_id = model_id
-        self.path = path
-        self._local = threading.local()
 
     def info(self, timeout: float = 2.0) -> dict[str, Any]:
-        reply = self._request({"op": "info"}, b"", timeout)
-        return reply
+        return self._request({"op": "info"}, b"", timeout)
 
     def predict(
         self, values: dict[str, Any], blobs: dict[str, bytes], timeout: float
     ) -> tuple[dict[str, Any], int]:
-        header = {
-            "op": "predict",
-            "values": values,
-            "blobs": [[name, len(data)] for name, data in blobs.items()],
-            "timeout": timeout,
-            "trace_id": current_trace_id(),
-        }
-        reply = self._request(header, b"".join(blobs.values()), timeout + 1.0)
+        reply = self._request(*_predict(values, blobs, timeout, stream=False), timeout + 1.0)
         return reply["outputs"], int(reply["units"])
+
+    def stream(
+        self, values: dict[str, Any], blobs: dict[str, bytes], timeout: float
+    ) -> Iterator[dict[str, Any]]:
+        """A streaming model's frames, `{"outputs", "units"}` each (the units so far).
+
+        The first frame is read before this returns, so an error before any output
+        (a 422, a 503) is raised here, with its status; a later one is raised while
+        iterating. Closing the iterator early drops the connection, which ends the
+        handler's generator in the model's process.
+        """
+        first = self._request(*_predict(values, blobs, timeout, stream=True), timeout + 1.0)
+        sock = self.take()
+        assert sock is not None
+        return self._rest(sock, first, timeout + 1.0)
+
+    def _rest(
+        self, sock: socket.socket, frame: dict[str, Any], timeout: float
+    ) -> Iterator[dict[str, Any]]:
+        finished = False
+        try:
+            while not frame.get("done"):
+                yield frame
+                try:
+                    frame, _ = wire.receive(sock, time.monotonic() + timeout)
+                except TimeoutError:
+                    raise DeadlineExceeded() from None
+                except (ConnectionError, OSError):
+                    raise ModelRestarting() from None
+                if not frame.get("ok"):
+                    raise _failure(frame)
+            finished = True
+            yield frame  # the last: `units` for the whole call, no outputs
+        finally:
+            if finished:
+                self.give_back(sock)
+            else:  # frames may still be coming: this connection cannot be reused
+                sock.close()
 
     def _request(self, header: dict[str, Any], payload: bytes, timeout: float) -> dict[str, Any]:
         """Send, receive; a kept connection found broken is retried once on a new one."""
         for attempt in (1, 2):
-            reused = getattr(self._local, "sock", None) is not None
+            reused = self.has_connection()
             try:
-                sock = self._connection()
+                sock = self.connection()
                 sock.settimeout(max(0.001, timeout))
                 wire.send(sock, header, payload)
                 reply, _ = wire.receive(sock)
             except TimeoutError:
-                self._drop()
+                self.drop()
                 raise DeadlineExceeded() from None
             except (ConnectionError, OSError):
-                self._drop()
+                self.drop()
                 if attempt == 2 or not reused:  # never resend what a fresh process failed on
                     raise ModelRestarting() from None
                 continue
             if not reply.get("ok"):
-                raise APIError(
-                    reply.get("message"),
-                    code=reply.get("code"),
-                    status=int(reply.get("status") or 500),
-                    details=reply.get("details") or {},
-                    headers=reply.get("headers") or {},
-                )
+                raise _failure(reply)
             return reply
         raise AssertionError("unreachable")
 
-    def _connection(self) -> socket.socket:
-        sock = getattr(self._local, "sock", None)
-        if sock is None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(self.path)
-            except OSError:
-                sock.close()
-                raise
-            self._local.sock = sock
-        return sock
 
-    def _drop(self) -> None:
-        sock = getattr(self._local, "sock", None)
-        self._local.sock = None
-        if sock is not None:
-            sock.close()
+def _predict(
+    values: dict[str, Any], blobs: dict[str, bytes], timeout: float, *, stream: bool
+) -> tuple[dict[str, Any], bytes]:
+    header = {
+        "op": "predict",
+        "values": values,
+        "blobs": [[name, len(data)] for name, data in blobs.items()],
+        "timeout": timeout,
+        "trace_id": current_trace_id(),
+        "stream": stream,
+    }
+    return header, b"".join(blobs.values())
+
+
+def _failure(reply: dict[str, Any]) -> APIError:
+    """The error the model's process answered, as the same APIError."""
+    return APIError(
+        reply.get("message"),
+        code=reply.get("code"),
+        status=int(reply.get("status") or 500),
+        details=reply.get("details") or {},
+        headers=reply.get("headers") or {},
+    )

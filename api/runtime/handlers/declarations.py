@@ -9,6 +9,7 @@ rather than failing its first request.
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,6 +82,7 @@ class Declaration:
     max_wait_ms: float
     units: str
     device: str
+    streaming: bool = False  # `predict` is a generator: one item per call, partial outputs
 
     def input(self, name: str) -> FieldSpec | None:
         return next((spec for spec in self.inputs if spec.name == name), None)
@@ -93,6 +95,7 @@ class Declaration:
             "max_batch_size": self.max_batch_size,
             "max_wait_ms": self.max_wait_ms,
             "units": self.units,
+            "streaming": self.streaming,
         }
 
 
@@ -231,6 +234,13 @@ def declare(handler: Any, model_id: str, overrides: dict[str, Any] | None = None
             raise _Problem(f"units must be a lower-case word such as 'images', got {units!r}")
         if not isinstance(settings["device"], str) or not _DEVICE.fullmatch(settings["device"]):
             raise _Problem(f"device must be cpu, cuda or cuda:N, got {settings['device']!r}")
+        streaming = inspect.isgeneratorfunction(getattr(handler, "predict", None))
+        if streaming and batch != 1:
+            raise _Problem(
+                "a streaming predict (a generator) takes one item at a time: max_batch_size 1"
+            )
     except _Problem as problem:
         raise ConfigError(f"model {model_id!r}: {problem}") from None
-    return Declaration(model_id, inputs, outputs, batch, float(wait), units, settings["device"])
+    return Declaration(
+        model_id, inputs, outputs, batch, float(wait), units, settings["device"], streaming
+    )

@@ -102,8 +102,16 @@ def _encode(spec: FieldSpec, value: Any) -> Any:
     if kind == "boolean" and isinstance(value, bool):
         return value
     if kind == "number" and isinstance(value, numbers.Real) and not isinstance(value, bool):
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer too large for a float
+            finite = False
+        if not finite:
             raise HandlerFault(f"output {spec.name} is not a finite number")
+        if spec.limits["integer"] and not isinstance(value, int):
+            if not float(value).is_integer():
+                raise HandlerFault(f"output {spec.name} is not an integer")
+            return int(float(value))
         return value
     if kind == "json":
         return value
@@ -133,4 +141,19 @@ def encode_outputs(declaration: Declaration, result: Any) -> tuple[dict[str, Any
             outputs[spec.name] = None
             continue
         outputs[spec.name] = _encode(spec, result[spec.name])
+    return outputs, units
+
+
+def encode_partial(declaration: Declaration, result: Any) -> tuple[dict[str, Any], int | None]:
+    """One event of a streaming handler: the declared outputs it gives, and its units if said."""
+    if not isinstance(result, dict):
+        raise HandlerFault(f"a streaming predict must yield dicts, got {type(result).__name__}")
+    units = result.get(UNITS_KEY)
+    if units is not None and (isinstance(units, bool) or not isinstance(units, int) or units < 0):
+        raise HandlerFault(f"{UNITS_KEY} must be a whole number of 0 or more")
+    outputs = {
+        spec.name: _encode(spec, result[spec.name])
+        for spec in declaration.outputs
+        if result.get(spec.name) is not None
+    }
     return outputs, units

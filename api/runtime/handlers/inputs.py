@@ -6,7 +6,9 @@ no pixel data). Nothing is decoded here; the model's process decodes (`decoding`
 with the same limits. Every problem (a missing, unknown or mistyped field, a tensor
 of the wrong shape, an image that is empty, too large, of another format or with too
 many pixels) is a 422 in the one error shape with `details` naming each field: the
-OpenAPI document takes any object, so such a body fits it but not the model.
+generic predict operation of the OpenAPI document takes any object, so such a body
+fits it but not the model. A ready model's own operation (`openapi`) says the same
+rules in JSON Schema; `tests/handlers/test_openapi.py` checks that the two agree.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from api.edge.errors import Unprocessable
 from api.runtime.handlers.declarations import Declaration, FieldSpec
+from api.runtime.handlers.openapi import int_range
 
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.ASCII)
 _FALSE, _TRUE = {"false", "0", "no", "off"}, {"true", "1", "yes", "on"}
@@ -76,8 +79,8 @@ def check_request(
         except _Bad as bad:
             problems[spec.name] = [str(bad)]
     if problems:
-        # The document takes any object for any model: a request that does not fit this
-        # model's declaration fits the document but not the model, the house's 422.
+        # The generic operation takes any object for any model: a request that does not
+        # fit this model's declaration fits the document but not the model, the house's 422.
         raise Unprocessable(_first(problems), details=problems)
     return checked
 
@@ -147,8 +150,16 @@ def _from_form(spec: FieldSpec, text: str) -> Any:
         raise _Bad(f"Not valid JSON for {_a(spec.kind)}.") from None
 
 
+def _finite(value: Any) -> bool:
+    """A JSON number that fits a float (a 400-digit integer does not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _check_number(spec: FieldSpec, value: Any) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
         raise _Bad("Not a valid number.")
     if spec.limits["integer"]:
         if value != int(value):
@@ -179,29 +190,32 @@ def check_tensor(spec: FieldSpec, value: Any) -> None:
         raise _Bad(f"Expected a tensor of shape {expected}, got {shape or 'a scalar'}.")
     if math.prod(shape) > spec.limits["max_elements"]:
         raise _Bad(f"More than {spec.limits['max_elements']} elements.")
-    boolean = spec.limits["dtype"] == "bool"
-    whole = spec.limits["dtype"].startswith(("int", "uint"))
-    _check_rows(value, shape, 0, boolean, whole, expected)
+    _check_rows(value, shape, 0, spec.limits["dtype"], expected)
 
 
-def _check_rows(
-    value: Any, shape: list[int], depth: int, boolean: bool, whole: bool, expected: str
-) -> None:
+def _check_element(value: Any, dtype: str) -> None:
+    if dtype == "bool":
+        if not isinstance(value, bool):
+            raise _Bad("Tensor elements must be booleans.")
+        return
+    bounds = int_range(dtype)
+    if bounds is not None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Bad("Tensor elements must be integers.")
+        if not bounds[0] <= value <= bounds[1]:
+            raise _Bad(f"Tensor elements must be {bounds[0]} to {bounds[1]} ({dtype}).")
+    elif isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+        raise _Bad("Tensor elements must be numbers.")
+
+
+def _check_rows(value: Any, shape: list[int], depth: int, dtype: str, expected: str) -> None:
     if depth == len(shape):
-        if boolean:
-            if not isinstance(value, bool):
-                raise _Bad("Tensor elements must be booleans.")
-        elif (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or (whole and not isinstance(value, int))
-        ):
-            raise _Bad(f"Tensor elements must be {'integers' if whole else 'numbers'}.")
+        _check_element(value, dtype)
         return
     if not isinstance(value, list) or len(value) != shape[depth]:
         raise _Bad(f"Expected a tensor of shape {expected}; its rows differ in length.")
     for item in value:
-        _check_rows(item, shape, depth + 1, boolean, whole, expected)
+        _check_rows(item, shape, depth + 1, dtype, expected)
 
 
 def _image_bytes(value: Any) -> bytes:

@@ -43,6 +43,7 @@ def declaration_from(model_id: str, described: dict[str, Any]) -> Declaration:
         float(described["max_wait_ms"]),
         str(described["units"]),
         "cpu",
+        bool(described.get("streaming", False)),
     )
 
 
@@ -123,6 +124,17 @@ def model_info(models: HandlerModels, model_id: str) -> dict[str, Any]:
         "device": described.device,
         "schema": described.declaration.describe(),
     }
+
+
+def ready_models(models: HandlerModels) -> dict[str, Described]:
+    """The handler models whose process is ready now, by id, in `MODELS` order."""
+    ready = {}
+    for model_id in models.entries:
+        try:
+            ready[model_id] = models.describe(model_id)
+        except APIError:
+            continue
+    return ready
 
 
 def ready_infos(models: HandlerModels) -> list[dict[str, Any]]:

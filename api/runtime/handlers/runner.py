@@ -11,17 +11,46 @@ fails only that item.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from api.edge.errors import APIError
 from api.runtime.batcher import MicroBatcher
+from api.runtime.errors import DeadlineExceeded
 from api.runtime.handlers.declarations import Declaration
-from api.runtime.handlers.decoding import HandlerFault, decode_item, encode_outputs
+from api.runtime.handlers.decoding import (
+    HandlerFault,
+    decode_item,
+    encode_outputs,
+    encode_partial,
+)
 
 log = logging.getLogger(__name__)
 Encoded = tuple[dict[str, Any], int] | HandlerFault
+
+
+def release_memory() -> None:
+    """Give the heap's free pages back to the system after a batch (glibc's `malloc_trim`).
+
+    Decoded images and intermediate tensors are freed after each batch, but glibc keeps
+    the freed arenas, so a handler process's RSS grew call after call (the OCR model's).
+    Elsewhere (musl, macOS) there is nothing to call.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
 
 
 class HandlerFailed(APIError):
@@ -39,6 +68,7 @@ class HandlerRunner:
         self.handler = handler
         self.declaration = declaration
         self.busy_since: float | None = None  # when the running batch began (hang watch)
+        self._one_at_a_time = threading.Lock()  # a streaming handler's items, in turn
         self.batcher: MicroBatcher[dict[str, Any], Encoded] = MicroBatcher(
             self._run_batch,
             name=declaration.model_id,
@@ -53,24 +83,10 @@ class HandlerRunner:
         try:
             results = self.handler.predict(items)
         except Exception as error:
-            # The type and where, never the message: an exception's text may quote the input.
-            where = error.__traceback__
-            while where is not None and where.tb_next is not None:
-                where = where.tb_next
-            log.error(
-                "handler predict failed",
-                extra={
-                    "inference.model": self.declaration.model_id,
-                    "inference.batch_size": len(items),
-                    "error.type": type(error).__name__,
-                    "error.where": f"{where.tb_frame.f_code.co_filename}:{where.tb_lineno}"
-                    if where is not None
-                    else None,
-                },
-            )
-            raise HandlerFailed() from None
+            raise self._failed(error, len(items)) from None
         finally:
             self.busy_since = None
+            release_memory()
         if not isinstance(results, list | tuple) or len(results) != len(items):
             log.error(
                 "handler predict returned the wrong number of results",
@@ -95,15 +111,109 @@ class HandlerRunner:
                 encoded.append(fault)
         return encoded
 
+    def _failed(self, error: Exception, batch_size: int) -> HandlerFailed:
+        """Log a handler's exception: its type and where, never its message (it may quote
+        the input)."""
+        where = error.__traceback__
+        while where is not None and where.tb_next is not None:
+            where = where.tb_next
+        log.error(
+            "handler predict failed",
+            extra={
+                "inference.model": self.declaration.model_id,
+                "inference.batch_size": batch_size,
+                "error.type": type(error).__name__,
+                "error.where": f"{where.tb_frame.f_code.co_filename}:{where.tb_lineno}"
+                if where is not None
+                else None,
+            },
+        )
+        return HandlerFailed()
+
+    def stream(
+        self, values: dict[str, Any], blobs: dict[str, bytes], *, deadline: float
+    ) -> Iterator[tuple[dict[str, Any], int]]:
+        """A streaming handler's events for one item: (the outputs it gave, units so far).
+
+        One item at a time (the lock), waiting for it at most until `deadline`. Closing
+        this iterator closes the handler's generator (the client went away). Any other
+        handler's answer is one event.
+        """
+        if not self.declaration.streaming:
+            yield self.predict(values, blobs, deadline=deadline)
+            return
+        item = decode_item(self.declaration, values, blobs)
+        if not self._one_at_a_time.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise DeadlineExceeded()
+        generator = None
+        try:
+            generator = self.handler.predict([item])
+            units = 1
+            while True:
+                self.busy_since = time.monotonic()
+                try:
+                    result = next(generator)
+                except StopIteration:
+                    return
+                except Exception as error:
+                    raise self._failed(error, 1) from None
+                finally:
+                    self.busy_since = None
+                try:
+                    outputs, said = encode_partial(self.declaration, result)
+                except HandlerFault as fault:
+                    log.error(
+                        "handler output broke its declaration",
+                        extra={
+                            "inference.model": self.declaration.model_id,
+                            "error.message": str(fault),
+                        },
+                    )
+                    raise HandlerFailed() from None
+                units = units if said is None else said
+                yield outputs, units
+        finally:
+            if generator is not None:
+                generator.close()
+            self._one_at_a_time.release()
+            release_memory()
+
+    def _predict_streaming(
+        self, item: dict[str, Any], deadline: float
+    ) -> tuple[dict[str, Any], int]:
+        """A streaming handler called without a stream: its events merged into one answer."""
+        if not self._one_at_a_time.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise DeadlineExceeded()
+        merged: dict[str, Any] = {}
+        try:
+            self.busy_since = time.monotonic()
+            for event in self.handler.predict([item]):
+                if not isinstance(event, dict):
+                    raise HandlerFault("a streaming predict must yield dicts")
+                merged.update(event)  # later events replace earlier outputs (and `_units`)
+                self.busy_since = time.monotonic()
+        except HandlerFault:
+            raise HandlerFailed() from None
+        except Exception as error:
+            raise self._failed(error, 1) from None
+        finally:
+            self.busy_since = None
+            self._one_at_a_time.release()
+            release_memory()
+        try:
+            return encode_outputs(self.declaration, merged)
+        except HandlerFault:
+            raise HandlerFailed() from None
+
     def predict(
         self, values: dict[str, Any], blobs: dict[str, bytes], *, deadline: float
     ) -> tuple[dict[str, Any], int]:
         """One item's outputs and units; raises 422 (bad image), 500, 503 (queue full), 504."""
         item = decode_item(self.declaration, values, blobs)
         if time.monotonic() >= deadline:
-            from api.runtime.errors import DeadlineExceeded
-
             raise DeadlineExceeded()
+        if self.declaration.streaming:
+            return self._predict_streaming(item, deadline)
         (result,) = self.batcher.run([item], deadline=deadline)
         if isinstance(result, HandlerFault):
             raise HandlerFailed()

@@ -21,6 +21,7 @@ import socketserver
 import sys
 import threading
 import time
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from api.edge.errors import APIError
@@ -83,7 +84,8 @@ class HandlerProcess:
             "declaration": self.declaration.describe() if self.declaration else None,
         }
 
-    def predict(self, header: dict[str, Any], payload: bytes) -> dict[str, Any]:
+    def predict(self, header: dict[str, Any], payload: bytes) -> Frames:
+        """One item's answer, or with `stream` (a streaming handler) its frames."""
         if self.runner is None:
             raise ModelUnavailable(self.model_id)
         blobs, offset = {}, 0
@@ -94,12 +96,42 @@ class HandlerProcess:
         if not isinstance(values, dict):
             raise ValueError("values must be an object")
         timeout = min(float(header["timeout"]), self.timeout_s)
+        deadline = time.monotonic() + timeout
+        if header.get("stream"):
+            events = self.runner.stream(values, blobs, deadline=deadline)
+            return _traced(header.get("trace_id"), _stream_frames(events))
         token = bind_trace_id(header.get("trace_id"))
         try:
-            outputs, units = self.runner.predict(values, blobs, deadline=time.monotonic() + timeout)
+            outputs, units = self.runner.predict(values, blobs, deadline=deadline)
         finally:
             reset_trace_id(token)
         return {"ok": True, "outputs": outputs, "units": units}
+
+
+Frames = dict[str, Any] | Iterator[dict[str, Any]]
+
+
+def _stream_frames(events: Iterator[tuple[dict[str, Any], int]]) -> Iterator[dict[str, Any]]:
+    units = 1
+    for outputs, units in events:
+        yield {"ok": True, "outputs": outputs, "units": units}
+    yield {"ok": True, "done": True, "units": units}
+
+
+def _traced(trace_id: str | None, frames: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """`frames`, each made under the request's trace id (for the handler's log lines)."""
+    try:
+        while True:
+            token = bind_trace_id(trace_id)
+            try:
+                frame = next(frames)
+            except StopIteration:
+                return
+            finally:
+                reset_trace_id(token)
+            yield frame
+    finally:
+        frames.close()  # type: ignore[attr-defined]
 
 
 def error_frame(error: APIError) -> dict[str, Any]:
@@ -124,11 +156,14 @@ class _Connection(socketserver.BaseRequestHandler):
                 header, payload = wire.receive(sock)
             except (ConnectionError, OSError, ValueError):
                 return
-            reply = self.server.answer(header, payload)
+            frames = self.server.frames(header, payload)
             try:
-                wire.send(sock, reply)
-            except OSError:
+                for frame in frames:
+                    wire.send(sock, frame)
+            except OSError:  # the worker went away: closing the frames ends the handler's stream
                 return
+            finally:
+                frames.close()
 
 
 class HandlerServer(socketserver.ThreadingUnixStreamServer):
@@ -138,24 +173,27 @@ class HandlerServer(socketserver.ThreadingUnixStreamServer):
         self.process = process
         super().__init__(path, _Connection)
 
-    def answer(self, header: dict[str, Any], payload: bytes) -> dict[str, Any]:
+    def frames(self, header: dict[str, Any], payload: bytes) -> Generator[dict[str, Any]]:
+        """The answer: one frame, or a stream's; a failure is an error frame, and the last."""
         try:
             if header.get("op") == "info":
-                return {"ok": True, **self.process.info()}
-            if header.get("op") == "predict":
-                return self.process.predict(header, payload)
-            raise APIError(f"unknown op {header.get('op')!r}")
-        except APIError as error:
-            return error_frame(error)
+                yield {"ok": True, **self.process.info()}
+            elif header.get("op") == "predict":
+                answer = self.process.predict(header, payload)
+                yield from [answer] if isinstance(answer, dict) else answer
+            else:
+                raise APIError(f"unknown op {header.get('op')!r}")
         except Exception as error:
-            log.error(
-                "handler request failed",
-                extra={
-                    "inference.model": self.process.model_id,
-                    "error.type": type(error).__name__,
-                },
-            )
-            return error_frame(APIError("The model failed on this input.", code="model_error"))
+            yield self.failure(error)
+
+    def failure(self, error: Exception) -> dict[str, Any]:
+        if isinstance(error, APIError):
+            return error_frame(error)
+        log.error(
+            "handler request failed",
+            extra={"inference.model": self.process.model_id, "error.type": type(error).__name__},
+        )
+        return error_frame(APIError("The model failed on this input.", code="model_error"))
 
 
 def _watch_for_hangs(process: HandlerProcess) -> None:
@@ -175,7 +213,7 @@ def _watch_for_hangs(process: HandlerProcess) -> None:
 def serve(model_id: str, path: str) -> int:
     from api.config import Config
     from api.observability.logs import configure_logging
-    from api.runtime.handlers.supervisor import end_with_parent, stop_on_sigterm
+    from api.runtime.supervisor import end_with_parent, stop_on_sigterm
 
     end_with_parent()
     stop_on_sigterm()
@@ -245,8 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model or not args.socket:
         parser.error("--model and --socket are required")
     if args.supervise:
-        command = [sys.executable, "-m", "api.runtime.handlers.server", "--model", args.model]
-        return supervise([*command, "--socket", args.socket])
+        return supervise(args.model, args.socket)
     return serve(args.model, args.socket)
 
 

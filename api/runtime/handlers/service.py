@@ -1,12 +1,14 @@
 """What the predict route calls: check the request against the model's declaration, run it.
 
 Takes plain values, never the request: the route reads JSON or multipart into
-`fields` and `files`. Returns the model's outputs and the units the call used.
+`fields` and `files`. Returns the model's outputs and the units the call used, or for
+a streaming handler asked to stream, a `PredictionStream` of its partial outputs.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,48 @@ class Prediction:
     outputs: dict[str, Any]
     units: int
     unit: str  # what a unit is ("images", "items")
+
+
+class PredictionStream:
+    """A streaming handler's partial outputs as they come; `units` so far (all, at the end)."""
+
+    def __init__(self, model: str, unit: str, frames: Iterator[dict[str, Any]]) -> None:
+        self.model, self.unit, self.units = model, unit, 0
+        self._frames = frames
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for frame in self._frames:
+            self.units = int(frame["units"])
+            if "outputs" in frame:
+                yield frame["outputs"]
+
+    def close(self) -> None:
+        """Stop the model's generator (the client went away) or let go of the connection."""
+        self._frames.close()  # type: ignore[attr-defined]
+
+
+def streams(models: HandlerModels, model_id: str) -> bool:
+    """Whether the model's `predict` is a generator (503 while its process is not ready)."""
+    return models.describe(model_id).declaration.streaming
+
+
+def stream(
+    models: HandlerModels,
+    model_id: str,
+    fields: dict[str, Any],
+    files: dict[str, bytes],
+    *,
+    from_form: bool,
+    deadline: float,
+) -> PredictionStream:
+    """Validate one item and start its stream; errors before the first output are raised."""
+    described = models.describe(model_id)
+    checked = check_request(described.declaration, fields, files, from_form=from_form)
+    timeout = min(deadline - time.monotonic(), described.timeout_s)
+    if timeout <= 0:
+        raise DeadlineExceeded()
+    frames = models.client(model_id).stream(checked.values, checked.blobs, timeout)
+    return PredictionStream(model_id, described.declaration.units, frames)
 
 
 def predict(
