@@ -269,3 +269,25 @@ def test_trace_ids_in_and_out(served):
     assert response.headers["X-Trace-Id"] == trace
     failed = account.client.get("/v2/models/nope", headers={**headers, "X-Trace-Id": "mine-1"})
     assert failed.status_code == 404 and failed.headers["X-Trace-Id"] == "mine-1"
+
+
+def test_v2_belongs_to_the_protocol_when_the_web_app_is_served(tmp_path):
+    from api import create_app
+    from api.config import TestConfig
+
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "index.html").write_text('<!doctype html><div id="root"></div>')
+    app = create_app(
+        TestConfig(
+            SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'unused.sqlite'}",
+            LOG_FILE=str(tmp_path / "app.log"),
+            WEB_DIST=str(dist),
+        )
+    )
+    client = app.test_client()
+    assert client.get("/v2").get_json()["name"] == "modelgate"
+    for path in ("/v2/models/x/config", "/v2/repository/index", "/v2/health/live/extra"):
+        response = client.get(path)
+        assert response.status_code == 404 and isinstance(response.get_json()["error"], str)
+    assert client.get("/some/page").mimetype == "text/html"  # the web app keeps its paths
