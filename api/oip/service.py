@@ -188,6 +188,8 @@ def _run_items(
         try:
             results.append(future.result())
         except APIError as error:
+            for waiting in futures[index + 1 :]:
+                waiting.cancel()  # those not started yet: the request has failed
             raise _as_bad_tensor(error, f"item {index}, input ") from None
     return results
 

@@ -246,6 +246,9 @@ def test_refusals_in_the_protocol_shape(served):
     truncated = image_input(images.truncated_png()[:300])
     response, _ = infer(client, headers, "tiny", [truncated])
     assert "image" in error_of(response, 400)
+    two = image_input(png, images.truncated_png()[:300])
+    response, _ = infer(client, headers, "tiny", [two])
+    assert error_of(response, 400).startswith("item 1, input image:")
     wanted = [InferRequestedOutput("colour")]
     response, _ = infer(client, headers, "tiny", [image_input(png)], outputs=wanted)
     assert "colour" in error_of(response, 400)
