@@ -6,6 +6,8 @@ answers equal to `/v1/models/{id}/predict` and `/v1/embeddings`; 401 without the
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import time
 import uuid
@@ -62,8 +64,6 @@ def stack(tmp_path, live_database, redis_url, redis_db):
 
 
 def page() -> bytes:
-    import io
-
     fonts = find_fonts()
     image = render([LINE], load_font(fonts[0] if fonts else None, 40))
     buffer = io.BytesIO()
@@ -105,8 +105,9 @@ def test_tritonclient_against_modelgate(stack, live_database):
     binary = client.infer(OCR_MODEL, [bytes_input("image", [png], True)], headers=dict(headers))
     assert binary.as_numpy("text").tolist() == [predict["text"].encode()]
     assert json.loads(binary.as_numpy("lines")[0]) == predict["lines"]
-    import base64
-
+    # The batch dimension: two pages, each through the model's own predict path.
+    batch = client.infer(OCR_MODEL, [bytes_input("image", [png, png], True)], headers=dict(auth))
+    assert batch.as_numpy("text").tolist() == [predict["text"].encode()] * 2
     as_text = bytes_input("image", [base64.b64encode(png)], False)
     wanted = [InferRequestedOutput("text", binary_data=False)]
     plain = client.infer(OCR_MODEL, [as_text], outputs=wanted, headers=dict(auth))

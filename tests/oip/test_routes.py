@@ -294,3 +294,16 @@ def test_v2_belongs_to_the_protocol_when_the_web_app_is_served(tmp_path):
         response = client.get(path)
         assert response.status_code == 404 and isinstance(response.get_json()["error"], str)
     assert client.get("/some/page").mimetype == "text/html"  # the web app keeps its paths
+
+
+def test_a_model_whose_process_is_down_is_503_and_the_server_not_ready(make_app, tmp_path):
+    app = make_app(MODELS=MODELS, HANDLER_SOCKET_DIR=str(tmp_path))  # no process listens there
+    account = make_account(app)
+    headers = {"Authorization": "Bearer " + account.mint(scopes=("predict",))["token"]}
+    client = account.client
+    down = client.get("/v2/models/tiny", headers=headers)
+    assert "restarting" in error_of(down, 503) and down.headers["Retry-After"]
+    response, _ = infer(client, headers, "tiny", [image_input(images.png())])
+    assert error_of(response, 503) and response.headers["Retry-After"]
+    assert error_of(client.get("/v2/models/tiny/ready", headers=headers), 503)
+    assert error_of(client.get("/v2/health/ready"), 503)
