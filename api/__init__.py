@@ -40,6 +40,7 @@ from api.health.routes import blueprint as health
 from api.inference.completions import blueprint as completions
 from api.inference.predict import blueprint as predict
 from api.inference.routes import blueprint as inference
+from api.oip.routes import blueprint as oip
 from api.process import jobs
 from api.responses.routes import blueprint as responses
 from api.runtime.registry import models as model_registry
@@ -117,4 +118,5 @@ def register_blueprints(app: Flask) -> None:
         openapi.register_blueprint(blueprint)
     app.register_blueprint(health_metrics)  # /metrics: for operators, not in the document
     openapi.register_blueprint(responses)
+    app.register_blueprint(oip)  # /v2: the Open Inference Protocol, documented by its own spec
     web.init_app(app)  # last: its catch-all must not shadow the API

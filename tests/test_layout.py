@@ -34,7 +34,7 @@ LAYERS = [
         "features",
         [
             *("api.health", "api.auth", "api.admin", "api.usage", "api.files", "api.web"),
-            *("api.inference", "api.responses", "api.batches"),
+            *("api.inference", "api.responses", "api.batches", "api.oip"),
         ],
     ),
     ("composition", ["api.cli", "api.models", "api"]),

@@ -34,7 +34,11 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 MAX_JSON_DEPTH = 32
 MAX_ID = 2**31 - 1
 UPLOAD_PATHS = {"/v1/files"}
-PREDICT_PATH = re.compile(r"/v1/models/[^/]{1,64}/predict")  # JSON or multipart (issue 26)
+# A handler model's predict, JSON or multipart (issue 26), and the Open Inference Protocol's
+# infer, JSON and binary tensors (issue 27): bodies up to PREDICT_MAX_BYTES.
+PREDICT_PATH = re.compile(
+    r"/v1/models/[^/]{1,64}/predict|/v2/models/[^/]{1,64}(/versions/[^/]{1,64})?/infer"
+)
 # What an upload's multipart framing (boundaries, part headers, `purpose`) may add to its
 # file: nginx allows the same (deploy/nginx_site.py), so a file of FILE_MAX_BYTES fits.
 MULTIPART_HEADROOM = 64 * 1024  # ids are INTEGER columns: 32 bits on PostgreSQL

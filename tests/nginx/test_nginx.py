@@ -248,6 +248,14 @@ def test_uploads_may_be_larger_than_json_bodies(stack):
             timeout=60,
         )
         assert predict.status_code in (403, 404), (host, predict.text[:300])  # the app's answer
+    infer = requests.post(  # the Open Inference Protocol's infer: the same cap, on the API host
+        stack["https"] + "/v2/models/none-here/infer",
+        headers={"Host": API, "Authorization": f"Bearer {stack['token']}"},
+        data=b"x" * (3 * 1024 * 1024),
+        verify=False,
+        timeout=60,
+    )
+    assert infer.status_code == 404 and isinstance(infer.json()["error"], str), infer.text[:300]
 
 
 def _upload_head(host: str, length: int, headers: dict[str, str]) -> bytes:

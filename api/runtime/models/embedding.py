@@ -59,6 +59,11 @@ class EmbeddingModel:
         self.embed(["warm up"])
 
     @property
+    def dimensions(self) -> int:
+        """The length of each vector (as the model server's remote copy reports it)."""
+        return int(self.model.config.hidden_size)
+
+    @property
     def info(self) -> ModelInfo:
         return ModelInfo(
             self.id, "embedding", self.parameters, self.max_input, str(self.device), self.created
