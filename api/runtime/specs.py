@@ -68,7 +68,7 @@ def _custom_spec(entry: str) -> ModelSpec:
     if task == "upstream" and _MODEL_ID.fullmatch(model_id):
         from api.runtime.upstreams.config import parse_upstream
 
-        parse_upstream(model_id, path)  # ConfigError naming the model
+        parse_upstream(model_id, path).api_key()  # ConfigError naming the model or its key_env
         return ModelSpec(model_id, "embedding", "", upstream=path)
     if not _MODEL_ID.fullmatch(model_id):
         raise ConfigError(

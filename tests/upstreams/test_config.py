@@ -20,7 +20,8 @@ ENTRY = (
 )
 
 
-def test_an_upstream_entry_is_an_embedding_model_with_its_replicas():
+def test_an_upstream_entry_is_an_embedding_model_with_its_replicas(monkeypatch):
+    monkeypatch.setenv("INFINITY_KEY", "s3cret")
     (spec,) = parse_model_specs(f"{ENTRY},")
     assert (spec.id, spec.task, spec.path) == ("mini-up", "embedding", "")
     config = parse_upstream(spec.id, spec.upstream)
@@ -51,6 +52,8 @@ def test_a_wrong_entry_stops_the_start_naming_the_model(entry, says):
 
 def test_an_unset_key_variable_is_a_config_error(monkeypatch):
     monkeypatch.delenv("NO_SUCH_KEY", raising=False)
+    with pytest.raises(ConfigError, match="'up': key_env names NO_SUCH_KEY, which is not set"):
+        parse_model_specs("up=upstream:openai:http://h/v1 key_env=NO_SUCH_KEY")
     config = parse_upstream("up", "openai:http://h/v1 key_env=NO_SUCH_KEY")
     with pytest.raises(ConfigError, match="NO_SUCH_KEY, which is not set"):
         config.api_key()

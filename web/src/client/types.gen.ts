@@ -2071,6 +2071,10 @@ export type PostV1EmbeddingsErrors = {
      */
     429: ErrorOut;
     /**
+     * Bad Gateway
+     */
+    502: ErrorOut;
+    /**
      * Service Unavailable
      */
     503: ErrorOut;
