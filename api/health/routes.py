@@ -11,7 +11,7 @@ from flask.views import MethodView
 from api.edge.errors import ServiceUnavailable
 from api.edge.validation import Blueprint
 from api.health import schemas
-from api.health.service import check_dependencies
+from api.health.service import check_dependencies, check_upstreams
 from api.observability.metrics import from_operator_network
 from api.runtime.handlers.registry import handler_models
 
@@ -44,8 +44,10 @@ class Ready(MethodView):
         if not operator:
             return {"status": "ok"}
         handlers = handler_models()
+        upstreams = check_upstreams()
         return {
             "status": "ok",
             "checks": checks,
             **({"models": handlers.states()} if handlers.entries else {}),
+            **({"upstreams": upstreams} if upstreams else {}),
         }

@@ -23,3 +23,12 @@ class ReadyOut(HealthOut):
             "a model that is not ready does not make the host unready. OPERATOR_NETWORKS only."
         },
     )
+    upstreams = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.String()),
+        metadata={
+            "description": "Each upstream model's replicas and their state (ok, unreachable, "
+            "breaker open, breaker half-open); a replica that is down does not make the host "
+            "unready. OPERATOR_NETWORKS only."
+        },
+    )

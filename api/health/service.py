@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.extensions import db, redis_client
+from api.runtime.registry import models
 
 log = logging.getLogger(__name__)
 
@@ -31,3 +32,12 @@ def check_dependencies() -> dict[str, str]:
             log.warning("readiness: redis unreachable", extra={"error.type": type(error).__name__})
             checks["redis"] = "unreachable"
     return checks
+
+
+def check_upstreams() -> dict[str, dict[str, str]]:
+    """Each upstream model's replicas: {model: {replica URL: ok|unreachable|breaker open...}}.
+
+    `GET {base}/models` on each (2 s at most each); a failed check counts against the
+    replica's breaker. An upstream that is down does not make this host unready.
+    """
+    return {upstream.id: upstream.client.check() for upstream in models.upstreams()}

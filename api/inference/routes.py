@@ -46,7 +46,7 @@ def retrieve_model(model_id: str):
 @authenticate(scope="embed")
 @metered("embeddings")
 @api_rate_limit
-@blueprint.errors(404, 422, 503, 504)
+@blueprint.errors(404, 422, 502, 503, 504)
 @blueprint.arguments(schemas.EmbeddingIn, example={"input": ["A frog prince", "A royal amphibian"]})
 @blueprint.response(200, schemas.EmbeddingListOut)
 def create_embeddings(body: dict):

@@ -64,7 +64,9 @@ def texts_from_token_ids(model_id: str | None, inputs: Sequence[str | list[int]]
     """
     served = models.serve(model_id, task="embedding")
     tokenizer = served.tokenizer
-    assert tokenizer is not None
+    if tokenizer is None:  # an upstream model without a `tokenizer` setting
+        why = f"{served.model.id} takes texts, not token ids."
+        raise Unprocessable(why, details={"input": [why]})
     vocabulary = tokenizer.get_vocab_size(with_added_tokens=True)
     texts: list[str] = []
     problems: dict[int, list[str]] = {}

@@ -218,7 +218,7 @@ def serve(path: str) -> int:
     settings = InferenceSettings.from_config(app.config)
     served = {}
     for spec in parse_model_specs(app.config["MODELS"]):
-        if spec.task != "embedding":
+        if spec.task != "embedding" or spec.upstream:  # upstreams are served elsewhere
             continue
         try:
             served[spec.id] = _serve_model(spec, settings)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from api.runtime.models.embedding import EmbeddingModel
     from api.runtime.models.generation import TextGenerator
     from api.runtime.remote import RemoteBatcher, RemoteEmbeddingModel
+    from api.runtime.upstreams.embedding import UpstreamBatcher, UpstreamEmbeddingModel
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +112,9 @@ class ServedModel:
     """A loaded model with what admits requests to it: a batcher (embedding) or a gate,
     and an embedding model's tokenizer (to read token-id input)."""
 
-    model: EmbeddingModel | RemoteEmbeddingModel | TextGenerator
+    model: EmbeddingModel | RemoteEmbeddingModel | UpstreamEmbeddingModel | TextGenerator
     metrics: ModelMetrics
-    batcher: MicroBatcher[str, EmbeddedText] | RemoteBatcher | None = None
+    batcher: MicroBatcher[str, EmbeddedText] | RemoteBatcher | UpstreamBatcher | None = None
     gate: GenerationGate | None = None
     tokenizer: Tokenizer | None = None
 
@@ -168,7 +169,9 @@ class ModelRegistry:
     def settings(self) -> InferenceSettings:
         return self._configured(current_app).settings
 
-    def get(self, model_id: str) -> EmbeddingModel | RemoteEmbeddingModel | TextGenerator:
+    def get(
+        self, model_id: str
+    ) -> EmbeddingModel | RemoteEmbeddingModel | UpstreamEmbeddingModel | TextGenerator:
         """The loaded model `model_id` of the current app; ModelNotFound when not configured."""
         return self.serve(model_id).model
 
@@ -209,7 +212,25 @@ class ModelRegistry:
                 self._served[key] = served
         return served
 
+    def upstreams(self) -> builtins.list[UpstreamEmbeddingModel]:
+        """The current app's upstream models (built here, never contacted)."""
+        configured = self._configured(current_app)
+        return [
+            self._serve_spec(spec, configured.settings).model  # type: ignore[misc]
+            for spec in configured.specs
+            if spec.upstream
+        ]
+
     def _build(self, spec: ModelSpec, settings: InferenceSettings) -> ServedModel:
+        if spec.upstream:
+            from api.runtime.upstreams.config import parse_upstream
+            from api.runtime.upstreams.embedding import UpstreamBatcher, UpstreamEmbeddingModel
+
+            upstream = UpstreamEmbeddingModel(parse_upstream(spec.id, spec.upstream))
+            sender = UpstreamBatcher(upstream, settings.queue_size)
+            return ServedModel(
+                upstream, ModelMetrics(spec.id), batcher=sender, tokenizer=upstream.tokenizer
+            )
         if spec.task == "embedding" and settings.model_server:
             return self._build_remote(spec, settings)
         model = self._models.get(spec)

@@ -5,8 +5,9 @@
 (text generation, `<repo>/models/storyteller`). Any other entry reads
 `id=task:/absolute/path` with task `embedding` or `text-generation`, or
 `id=handler:TARGET [key=value ...]` for a handler model (`api.runtime.handlers.specs`,
-docs/models.md). This module only parses and resolves paths; it never touches the
-files or imports torch.
+docs/models.md), or `id=upstream:openai:BASE[|BASE ...] [key=value ...]` for an
+embedding model another server serves (`api.runtime.upstreams.config`, docs/upstreams.md).
+This module only parses and resolves paths; it never touches the files or imports torch.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 class ModelSpec:
     """One configured model: its public id, its task and the directory of its files.
 
-    A handler model's `path` is the rest of its entry: its target and settings."""
+    A handler model's `path` is the rest of its entry: its target and settings; an
+    upstream model's `upstream` is the rest of its entry (and its `path` is empty)."""
 
     id: str
     task: Task
     path: str
+    upstream: str = ""
 
 
 def locate_minilm() -> str:
@@ -62,6 +65,11 @@ def _custom_spec(entry: str) -> ModelSpec:
 
         parse_handler(model_id, path)  # ConfigError naming the model
         return ModelSpec(model_id, "handler", path)
+    if task == "upstream" and _MODEL_ID.fullmatch(model_id):
+        from api.runtime.upstreams.config import parse_upstream
+
+        parse_upstream(model_id, path).api_key()  # ConfigError naming the model or its key_env
+        return ModelSpec(model_id, "embedding", "", upstream=path)
     if not _MODEL_ID.fullmatch(model_id):
         raise ConfigError(
             f"MODELS entry {entry!r}: the id must be 1-64 of [A-Za-z0-9._-], "

@@ -493,6 +493,14 @@ export type ReadyOut = {
         [key: string]: string;
     };
     status: 'ok';
+    /**
+     * Each upstream model's replicas and their state (ok, unreachable, breaker open, breaker half-open); a replica that is down does not make the host unready. OPERATOR_NETWORKS only.
+     */
+    upstreams?: {
+        [key: string]: {
+            [key: string]: string;
+        };
+    };
 };
 
 export type ReasoningTokens = {
@@ -2062,6 +2070,10 @@ export type PostV1EmbeddingsErrors = {
      * Too Many Requests
      */
     429: ErrorOut;
+    /**
+     * Bad Gateway
+     */
+    502: ErrorOut;
     /**
      * Service Unavailable
      */
