@@ -10,7 +10,8 @@ has: the live server's address for http://127.0.0.1:8000, the token of the
 verification link the server printed for PASTE-THE-TOKEN, this virtualenv for
 `.venv/bin/`, and one shell whose exported variables pass from block to block (the
 Python blocks see them too). They run in a scratch folder, as `make run` runs: the
-embedding model and the storyteller, SQLite, no Redis, mail to the log, a batch worker.
+embedding model, the storyteller and the OCR example (MODELS' default), SQLite, no Redis,
+mail to the log, a batch worker.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from api.config import DEFAULT_MODELS
 from tests.services import ROOT, celery_worker, free_port, gunicorn
 
 README = ROOT / "README.md"
@@ -155,7 +157,7 @@ def test_every_readme_command_runs_against_a_live_server(sqlite_template, tmp_pa
     port = free_port()
     env = {
         "DATABASE_URL": f"sqlite:///{database}",
-        "MODELS": "all-minilm-l6-v2,storyteller",
+        "MODELS": DEFAULT_MODELS,  # what `make run` serves
         "FRONTEND_URL": "",  # the development default: what gunicorn serves
         "MAIL_SERVER": "",
         "REDIS_URL": "",
