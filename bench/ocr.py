@@ -8,7 +8,8 @@ mints an API token with the `predict` scope, and measures in alternating rounds:
    against `OCR().predict` in this process at batch 1, image for image: the latency
    the stack adds, as a share of the model's own time;
 2. eight concurrent clients against `OCR().predict` at batch 8: images per second
-   and their ratio.
+   and their ratio (and, for reference, at the handler's `max_batch_size`, 4: the
+   largest batch the server forms).
 
 The images are the accuracy run's clean renders (`models.ocr.evaluate.make_set`: one to
 three lines of text, six fonts, fixed seed), sent as PNG; the model in this process gets
@@ -193,8 +194,10 @@ def main() -> int:
     model = OCR()
     model.setup("cpu")
     model.predict([{"image": images[0]}])  # first-call costs stay out of the figures
-    runs = {name: Run() for name in ("in-process batch 1", "1 client", "in-process batch 8")}
-    runs["8 clients"] = Run()
+    batch = model.max_batch_size  # what the server's batcher forms at most
+    largest = f"in-process batch {batch}"
+    names = ("in-process batch 1", "1 client", "in-process batch 8", "8 clients", largest)
+    runs = {name: Run() for name in names}
     with (
         bench_database(scopes=("predict",)) as (database, token),
         tempfile.TemporaryDirectory() as tmp,
@@ -211,6 +214,7 @@ def main() -> int:
             runs["1 client"].add(through_stack(url, token, pngs, 1))
             runs["in-process batch 8"].add(in_process(model, images, 8))
             runs["8 clients"].add(through_stack(url, token, pngs, 8))
+            runs[largest].add(in_process(model, images, batch))
             rss[f"after round {round_}"] = model_process_rss_mb(port)
             print(f"round {round_}/{args.rounds} done", file=sys.stderr)
 
@@ -238,7 +242,9 @@ def main() -> int:
         "1 client: added latency / model": (stack_s - model_s) / model_s,
     }
     single = runs["1 client"].per_s / runs["in-process batch 1"].per_s
+    served = runs["8 clients"].per_s / runs[largest].per_s
     print(f"1 client / in-process batch 1 throughput: {single:.2f}")
+    print(f"8 clients / in-process batch {batch} (the server's max_batch_size): {served:.2f}")
     print(f"\n{'measure':<34} {'value':>7}  goal")
     met = True
     for name, value in figures.items():
