@@ -58,13 +58,17 @@ web-test: $(WEB)/node_modules/.installed
 migrate: $(STAMP) instance
 	$(BIN)/flask db upgrade
 
+# What `make run` serves unless MODELS is set: the built-in models and the OCR example,
+# whose handler imports as models.ocr.handler from the repository root (docs/decisions.md).
+MODELS ?= all-minilm-l6-v2,storyteller,ocr-en=handler:models.ocr.handler:OCR
+
 # The API and the web app under gunicorn, and a batch worker beside it (without Redis,
 # its queue is a folder under instance/); Ctrl-C stops both. Both know HOST:PORT, which
 # in development is where the links in emails point (FRONTEND_URL's default).
 run: migrate $(WEB)/dist/index.html
 	@echo "modelgate starting on http://$(HOST):$(PORT): the models take a minute to load;"
 	@echo "wait for the line 'modelgate is ready at ...' (from then on GET /readyz answers 200)"
-	export GUNICORN_BIND=$(HOST):$(PORT); \
+	export GUNICORN_BIND=$(HOST):$(PORT) MODELS='$(MODELS)'; \
 	$(BIN)/celery -A wsgi:celery_app worker -B --loglevel WARNING & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app

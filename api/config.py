@@ -17,9 +17,6 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIN_SECRET_BYTES = 32
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "dev", "development", "test"}
-# What `make run` serves when MODELS is not set: the two built-in models and the OCR
-# example handler (docs/decisions.md, "Issue 26: OCR in the stack"). Production sets MODELS.
-DEFAULT_MODELS = "all-minilm-l6-v2,storyteller,ocr-en=handler:models.ocr.handler:OCR"
 
 
 class ConfigError(RuntimeError):
@@ -132,7 +129,7 @@ class Config:
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
         self.LOG_FILE = env.get("LOG_FILE") or None
 
-        self.MODELS = env.get("MODELS", DEFAULT_MODELS)
+        self.MODELS = env.get("MODELS", "all-minilm-l6-v2,storyteller")
         self.RATE_LIMIT_DEFAULT = env.get("RATE_LIMIT_DEFAULT", "60/minute;5000/day")
         self.RATE_LIMIT_AUTH = env.get("RATE_LIMIT_AUTH", "10/minute")
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
