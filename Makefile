@@ -11,7 +11,7 @@ WEB    := web
 NPM    := cd $(WEB) && npm
 WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/package-lock.json -type f 2>/dev/null)
 
-.PHONY: run test web-test lint format migrate bench bench-batch load soak audit fuzz clean client screenshots ocr-cer
+.PHONY: run test web-test lint format migrate bench bench-batch bench-ocr load soak audit fuzz clean client screenshots ocr-cer
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,13 +70,17 @@ web-test: $(WEB)/node_modules/.installed
 migrate: $(STAMP) instance
 	$(BIN)/flask db upgrade
 
+# What `make run` serves unless MODELS is set: the built-in models and the OCR example,
+# whose handler imports as models.ocr.handler from the repository root (docs/decisions.md).
+MODELS ?= all-minilm-l6-v2,storyteller,ocr-en=handler:models.ocr.handler:OCR
+
 # The API and the web app under gunicorn, and a batch worker beside it (without Redis,
 # its queue is a folder under instance/); Ctrl-C stops both. Both know HOST:PORT, which
 # in development is where the links in emails point (FRONTEND_URL's default).
 run: migrate $(WEB)/dist/index.html
 	@echo "modelgate starting on http://$(HOST):$(PORT): the models take a minute to load;"
 	@echo "wait for the line 'modelgate is ready at ...' (from then on GET /readyz answers 200)"
-	export GUNICORN_BIND=$(HOST):$(PORT); \
+	export GUNICORN_BIND=$(HOST):$(PORT) MODELS='$(MODELS)'; \
 	$(BIN)/celery -A wsgi:celery_app worker -B --loglevel WARNING & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
@@ -94,10 +98,16 @@ screenshots: $(STAMP) $(WEB)/dist/index.html
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.contract.fuzz --profile long
 
-# The per-call cost table of issue 10 and the batch figure of issue 14 (docs/benchmarks.md).
+# The per-call cost table of issue 10, the batch figure of issue 14 and the OCR example
+# through the stack against the handler in-process (issue 26); docs/benchmarks.md.
 bench: $(STAMP)
 	$(BIN)/python bench/hotpath.py
 	$(BIN)/python bench/batch.py
+	$(BIN)/python bench/ocr.py
+
+# The OCR figures alone: images/s at 1 and 8 clients through gunicorn against OCR().predict.
+bench-ocr: $(STAMP)
+	$(BIN)/python bench/ocr.py
 
 # The OCR example's character error rate on text it renders itself (models/ocr/README.md):
 # clean and noisy renders, images/s, setup time and memory, the handler called in-process.

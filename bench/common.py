@@ -17,11 +17,13 @@ from tests.tokens.conftest import make_account
 
 
 @contextlib.contextmanager
-def bench_database() -> Iterator[tuple[str, str]]:
+def bench_database(
+    scopes: tuple[str, ...] = ("batch", "embed", "generate"),
+) -> Iterator[tuple[str, str]]:
     """A migrated database of its own with one user and API token: yields (url, token)."""
     with scratch_database("modelgate_bench") as url:
         app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=url))
-        token = make_account(app, "bench@example.org").mint("bench")["token"]
+        token = make_account(app, "bench@example.org").mint("bench", scopes)["token"]
         with app.app_context():
             db.engine.dispose()
         yield url, token

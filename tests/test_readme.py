@@ -10,7 +10,8 @@ has: the live server's address for http://127.0.0.1:8000, the token of the
 verification link the server printed for PASTE-THE-TOKEN, this virtualenv for
 `.venv/bin/`, and one shell whose exported variables pass from block to block (the
 Python blocks see them too). They run in a scratch folder, as `make run` runs: the
-embedding model and the storyteller, SQLite, no Redis, mail to the log, a batch worker.
+embedding model, the storyteller and the OCR example (the Makefile's MODELS), SQLite, no
+Redis, mail to the log, a batch worker.
 """
 
 from __future__ import annotations
@@ -144,6 +145,13 @@ def _verification_token(stderr: Path, timeout: float = 15.0) -> str:
     raise AssertionError("the server printed no verification link for me@example.org")
 
 
+def make_run_models() -> str:
+    """What `make run` serves: the value of the Makefile's `MODELS ?= ...` line."""
+    found = re.search(r"^MODELS \?= (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert found, "the Makefile has no `MODELS ?= ...` line for make run"
+    return found[1]
+
+
 def _read_env(path: Path) -> dict[str, str]:
     pairs = (item.split("=", 1) for item in path.read_bytes().decode().split("\0") if "=" in item)
     return {name: value for name, value in pairs}
@@ -155,7 +163,7 @@ def test_every_readme_command_runs_against_a_live_server(sqlite_template, tmp_pa
     port = free_port()
     env = {
         "DATABASE_URL": f"sqlite:///{database}",
-        "MODELS": "all-minilm-l6-v2,storyteller",
+        "MODELS": make_run_models(),
         "FRONTEND_URL": "",  # the development default: what gunicorn serves
         "MAIL_SERVER": "",
         "REDIS_URL": "",
