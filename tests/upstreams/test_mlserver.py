@@ -59,11 +59,11 @@ def stack(tmp_path, live_database, redis_url, redis_db):
             yield base, token, replicas, embed_only
 
 
-def _rows(database_url: str) -> list[tuple[str, int, int, str]]:
+def _rows(database_url: str, endpoint: str = "oip_infer") -> list[tuple[str, int, int, str]]:
     with psycopg.connect(_libpq(database_url)) as conn:
         return conn.execute(
-            "SELECT model, status, units, trace_id FROM inference_records "
-            "WHERE endpoint = 'oip_infer'"
+            "SELECT model, status, units, trace_id FROM inference_records WHERE endpoint = %s",
+            (endpoint,),
         ).fetchall()
 
 
@@ -120,6 +120,13 @@ def test_tritonclient_gets_mlservers_outputs_through_modelgate(stack, live_datab
     )
     assert wrong.status_code == 404 and "upstream" in wrong.json()["error"], wrong.text
 
+    one = requests.post(  # /v1's predict: named inputs, one item
+        f"{base}/v1/models/tabular/predict", json={"x": [1, 2, 3]}, headers=auth, timeout=10
+    )
+    assert one.status_code == 200, one.text
+    assert one.json()["outputs"] == {"doubled": [2.0, 4.0, 6.0], "row_sum": [6.0]}
+    assert one.json()["usage"] == {"units": 1, "unit": "items"}
+
     ready = requests.get(f"{base}/readyz", timeout=10)
     assert ready.json()["upstreams"] == {"tabular": {url: "ok" for url, _ in replicas}}
     metrics = requests.get(f"{base}/metrics", timeout=10).text
@@ -134,6 +141,7 @@ def test_tritonclient_gets_mlservers_outputs_through_modelgate(stack, live_datab
         (404, "tabular", 0),
     ]
     assert all(trace for _, _, _, trace in rows)
+    assert [row[:3] for row in _rows(live_database, "predict")] == [("tabular", 200, 1)]
 
 
 def test_killing_an_mlserver_replica_under_load_fails_only_its_calls_in_flight(
