@@ -54,5 +54,5 @@ def predict(upstream: OIPUpstream, fields: dict[str, Any], *, deadline: float) -
     inputs = [_tensor(name, value, datatypes) for name, value in fields.items()]
     body = json.dumps({"inputs": inputs}).encode()
     answer = upstream.infer(body, None, None, deadline=deadline)
-    outputs = json.loads(answer.body).get("outputs") or []
+    outputs = json.loads(answer.body[: answer.header_length]).get("outputs") or []
     return {str(raw.get("name")): _output(raw) for raw in outputs}

@@ -140,3 +140,19 @@ def test_an_upstream_refusal_keeps_its_status_and_message(replicas):
     assert refused.value.status == 404 and "no such model" in refused.value.message
     assert replicas[0].seen[0][0] == "/v2/models/doubler/versions/9/infer"
     assert upstream.replicas.replicas[0].state() == "closed"  # it answered: it is up
+
+
+@pytest.mark.parametrize("replicas", [[200]], indirect=True)
+def test_v1_predict_inputs_become_a_one_item_request(replicas):
+    from api.inference.upstream_predict import predict
+
+    upstream = _upstream(replicas[0].base)
+    fields = {"x": [[1, 2], [3, 4]], "label": "cat", "scale": 2}
+    outputs = predict(upstream, fields, deadline=time.monotonic() + 5)
+    sent = json.loads(replicas[0].seen[0][2])["inputs"]
+    assert sent == [
+        {"name": "x", "datatype": "FP32", "shape": [1, 2, 2], "data": [1, 2, 3, 4]},
+        {"name": "label", "datatype": "BYTES", "shape": [1], "data": ["cat"]},
+        {"name": "scale", "datatype": "FP32", "shape": [1], "data": [2]},
+    ]
+    assert outputs == {}  # the stand-in answers no outputs
