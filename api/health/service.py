@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.extensions import db, redis_client
 from api.runtime.registry import models
+from api.runtime.upstreams.oip import oip_upstreams
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,9 @@ def check_dependencies() -> dict[str, str]:
 def check_upstreams() -> dict[str, dict[str, str]]:
     """Each upstream model's replicas: {model: {replica URL: ok|unreachable|breaker open...}}.
 
-    `GET {base}/models` on each (2 s at most each); a failed check counts against the
-    replica's breaker. An upstream that is down does not make this host unready.
+    `GET {base}/models` (OpenAI) or `GET {base}/v2/models/{model}/ready` (OIP) on each
+    (2 s at most each); a failed check counts against the replica's breaker.
+    An upstream that is down does not make this host unready.
     """
-    return {upstream.id: upstream.client.check() for upstream in models.upstreams()}
+    states = {upstream.id: upstream.client.check() for upstream in models.upstreams()}
+    return states | {model_id: oip.check() for model_id, oip in oip_upstreams().items()}

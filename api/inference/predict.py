@@ -36,12 +36,14 @@ from api.edge.guards import string_problem
 from api.edge.openapi import add_document_hook
 from api.edge.validation import Blueprint
 from api.extensions import db
+from api.inference import upstream_predict
 from api.inference.openai_format import sse
 from api.observability.tracing import bind_trace_id, current_trace_id, reset_trace_id
 from api.runtime.errors import ModelNotFound
 from api.runtime.handlers import service
 from api.runtime.handlers.openapi import model_operation
 from api.runtime.handlers.registry import HandlerModels, handler_models, ready_models
+from api.runtime.upstreams.oip import OIPUpstream, oip_upstreams
 from api.usage.metering import meter, metered
 
 blueprint = Blueprint("predict", __name__, url_prefix="/v1", description="Handler models.")
@@ -144,6 +146,9 @@ def _read_body() -> tuple[dict[str, Any], dict[str, bytes], bool]:
 @blueprint.response(200, PredictOut)
 def predict(model_id: str):
     """Run a handler model on one item; the body is the model's declared inputs."""
+    upstream = oip_upstreams().get(model_id)
+    if upstream is not None:
+        return _upstream_predict(upstream, model_id)
     models = handler_models()
     if model_id not in models:  # before the body: any body fits the document
         raise ModelNotFound(model_id, "predict")
@@ -164,6 +169,21 @@ def predict(model_id: str):
         "usage": {"units": result.units, "unit": result.unit},
         "trace_id": current_trace_id(),
     }
+
+
+def _upstream_predict(upstream: OIPUpstream, model_id: str) -> dict[str, Any]:
+    """One item on an Open Inference Protocol upstream (api.inference.upstream_predict)."""
+    meter().model = model_id
+    deadline = time.monotonic() + current_app.config["INFERENCE_TIMEOUT_S"]
+    fields, _, from_form = _read_body()
+    if from_form:
+        raise UnsupportedMediaType("Send an upstream model's inputs as JSON.")
+    db.session.commit()  # give the connection back while the model runs
+    with inference_slot(current_principal().user_id):
+        outputs = upstream_predict.predict(upstream, fields, deadline=deadline)
+    meter().units = 1
+    usage = {"units": 1, "unit": "items"}
+    return {"model": model_id, "outputs": outputs, "usage": usage, "trace_id": current_trace_id()}
 
 
 def _wants_events() -> bool:

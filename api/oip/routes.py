@@ -22,7 +22,7 @@ from api.access.ratelimits import inference_slot
 from api.access.security import authenticate, current_principal
 from api.edge.errors import Forbidden, NotFound, UnsupportedMediaType
 from api.extensions import db
-from api.oip import codec, service
+from api.oip import codec, service, upstream
 from api.usage.metering import meter, metered
 
 blueprint = Blueprint("oip", __name__, url_prefix="/v2")
@@ -61,7 +61,7 @@ def model_metadata(name: str, version: str | None = None) -> dict:
 @metered("models")
 @api_rate_limit
 def model_ready(name: str, version: str | None = None) -> dict:
-    return service.model_ready(service.find_model(name, version))
+    return service.model_ready(service.find_model(name, version), version)
 
 
 @blueprint.post(MODEL + "/infer")
@@ -82,14 +82,25 @@ def infer(name: str, version: str | None = None) -> Response:
     deadline = time.monotonic() + current_app.config["INFERENCE_TIMEOUT_S"]
     if request.headers.get("Content-Encoding", "identity") != "identity":
         raise UnsupportedMediaType("Send the request uncompressed.")
-    asked = codec.read_request(request.get_data(), request.headers.get(codec.HEADER_LENGTH))
+    raw, given_length = request.get_data(), request.headers.get(codec.HEADER_LENGTH)
+    asked = codec.read_request(raw, given_length)
     db.session.commit()  # give the connection back while the model runs
+    if target.kind == "upstream":  # the client's body goes through as it came
+        with inference_slot(principal.user_id):
+            answer = upstream.infer(target.name, raw, given_length, version, deadline=deadline)
+        meter().units = upstream.units(asked)
+        return _tensors(answer.body, answer.header_length)
     with inference_slot(principal.user_id):
         result = service.infer(target, asked, deadline=deadline)
     meter().units, meter().tokens_in = result.units, result.tokens
     body, header_length = codec.write_response(
         target.name, service.VERSION, asked.id, result.outputs
     )
+    return _tensors(body, header_length)
+
+
+def _tensors(body: bytes, header_length: int | None) -> Response:
+    """An inference answer: JSON, or JSON then binary tensors (with the header's length)."""
     if header_length is None:
         return Response(body, mimetype="application/json")
     response = Response(body, mimetype="application/octet-stream")

@@ -25,7 +25,7 @@ from api.config import PROJECT_ROOT
 from api.edge.errors import APIError, NotFound, ServiceUnavailable
 from api.health.service import check_dependencies
 from api.inference.service import embed_texts
-from api.oip import tensors
+from api.oip import tensors, upstream
 from api.oip.codec import BadTensor, InferRequest, Tensor
 from api.runtime.errors import ModelNotFound
 from api.runtime.handlers import service as handlers
@@ -48,7 +48,7 @@ class Target:
     """A model the protocol serves: its name, how it runs, the scope a token needs for it."""
 
     name: str
-    kind: str  # "handler" or "embedding"
+    kind: str  # "handler", "embedding" or "upstream"
     scope: str
 
 
@@ -71,6 +71,8 @@ def server_metadata() -> dict[str, Any]:
 
 def find_model(name: str, version: str | None) -> Target:
     """The model `name` (404 when not served here, or at another version)."""
+    if upstream.find(name) is not None:  # its versions are the upstream's to judge
+        return Target(name, "upstream", "predict")
     if version is not None and version != VERSION:
         raise NotFound(f"The model {name!r} has no version {version!r}; it has {VERSION!r}.")
     if name in handler_models():
@@ -84,6 +86,8 @@ def find_model(name: str, version: str | None) -> Target:
 
 def model_metadata(target: Target) -> dict[str, Any]:
     """The protocol's `$metadata_model_response` (503 while a handler model is not ready)."""
+    if target.kind == "upstream":
+        return upstream.model_metadata(target.name)
     if target.kind == "handler":
         declaration = handler_models().describe(target.name).declaration
         inputs = [tensors.metadata(spec) for spec in declaration.inputs]
@@ -104,8 +108,10 @@ def model_metadata(target: Target) -> dict[str, Any]:
     }
 
 
-def model_ready(target: Target) -> dict[str, Any]:
+def model_ready(target: Target, version: str | None = None) -> dict[str, Any]:
     """`{name, ready: true}`, or 503 while the model starts, loads or has failed."""
+    if target.kind == "upstream":
+        return upstream.model_ready(target.name, version)
     if target.kind == "handler":
         handler_models().describe(target.name)
     else:

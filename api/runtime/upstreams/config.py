@@ -1,5 +1,8 @@
 """Parse an upstream entry of `MODELS`: `upstream:KIND:BASE[|BASE ...] [key=value ...]`.
 
+KIND is `openai` (an OpenAI-compatible server, BASE ending in `/v1`) or `oip` (an Open
+Inference Protocol server, BASE its root: requests go to `{BASE}/v2/models/{model}/...`).
+
 The replicas are separated by `|` (`MODELS` itself is comma-separated). Settings:
 `model` (the upstream's own model name; default the modelgate id), `timeout_s` (per
 request, default 30), `key_env` (the name of an environment variable holding the
@@ -20,7 +23,7 @@ from urllib.parse import urlsplit
 
 from api.config import ConfigError
 
-KINDS = ("openai",)
+KINDS = ("openai", "oip")
 _SETTINGS = {
     "model",
     "timeout_s",
@@ -73,7 +76,8 @@ def parse_upstream(model_id: str, target: str) -> UpstreamConfig:
     if kind not in KINDS:
         raise ConfigError(
             f"{where}: the upstream kind must be one of {', '.join(KINDS)}, "
-            "written id=upstream:openai:http://host:port/v1[|http://host2:port/v1]"
+            "written id=upstream:openai:http://host:port/v1[|http://host2:port/v1] "
+            "or id=upstream:oip:http://host:port[|http://host2:port]"
         )
     replicas = tuple(base.strip().rstrip("/") for base in bases.split("|") if base.strip())
     if not replicas:

@@ -76,6 +76,9 @@ def trace_headers() -> dict[str, str]:
 class OpenAIUpstream:
     """The replicas of one OpenAI-compatible upstream model, from this worker."""
 
+    retryable: tuple[int, ...] = RETRYABLE_STATUS
+    health_path = "/models"
+
     def __init__(self, config: UpstreamConfig) -> None:
         self.config = config
         self.replicas = ReplicaSet(
@@ -97,6 +100,22 @@ class OpenAIUpstream:
 
     def post(self, path: str, body: dict[str, Any], *, deadline: float) -> dict[str, Any]:
         """POST `body` to `{replica}{path}`; the JSON answer of the first replica that does it."""
+        replica, response = self.send("POST", path, deadline=deadline, json=body)
+        return self._answer(replica, response)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        deadline: float,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> tuple[Replica, requests.Response]:
+        """`method {replica}{path}` on the first replica that takes it; its raw response.
+
+        Moves on only where the request cannot have run (`_never_sent`, a status in
+        `retryable`); the caller judges the answer (and calls `succeeded`/`failed`)."""
         failure: APIError = UpstreamUnavailable()
         for replica in self.replicas.order():
             if not replica.admit():
@@ -106,26 +125,29 @@ class OpenAIUpstream:
                 replica.released()
                 raise DeadlineExceeded("The upstream model did not answer in time.")
             try:
-                response = self._session.post(
+                response = self._session.request(
+                    method,
                     replica.base + path,
-                    json=body,
-                    headers=self._headers(),
+                    headers={**self._headers(), **(headers or {})},
                     timeout=(min(timeout, CONNECT_TIMEOUT_S), timeout),
+                    **kwargs,
                 )
             except requests.RequestException as error:
                 replica.failed()
                 self._log("upstream replica failed", replica, type(error).__name__)
-                if _never_sent(error):
-                    continue  # it never saw the request: the next replica may take it
+                if _never_sent(error) or (
+                    method == "GET" and not isinstance(error, requests.Timeout)
+                ):
+                    continue  # it never saw the request (or a GET, safe to repeat)
                 if isinstance(error, requests.Timeout):
                     raise DeadlineExceeded("The upstream model did not answer in time.") from None
                 raise UpstreamFailed() from None
-            if response.status_code in RETRYABLE_STATUS:
+            if response.status_code in self.retryable:
                 replica.failed()
                 self._log("upstream replica refused", replica, str(response.status_code))
                 failure = UpstreamUnavailable()
                 continue
-            return self._answer(replica, response)
+            return replica, response
         raise failure
 
     def _answer(self, replica: Replica, response: requests.Response) -> dict[str, Any]:
@@ -137,7 +159,7 @@ class OpenAIUpstream:
         replica.succeeded()  # it answered: whatever it said, the replica is up
         if status >= 400:
             raise Unprocessable(
-                f"The upstream model refused this input (HTTP {status}): {_reason(response)}"
+                f"The upstream model refused this input (HTTP {status}): {error_reason(response)}"
             )
         try:
             return response.json()
@@ -145,12 +167,14 @@ class OpenAIUpstream:
             raise UpstreamFailed("The upstream model answered something other than JSON.") from None
 
     def check(self) -> dict[str, str]:
-        """GET {base}/models on every replica: {replica: ok|unreachable|breaker open|...}."""
+        """GET {base}{health_path} on every replica: {replica: ok|unreachable|breaker open|...}."""
         states = {}
         for replica in self.replicas.replicas:
             try:
                 response = self._session.get(
-                    replica.base + "/models", headers=self._headers(), timeout=HEALTH_TIMEOUT_S
+                    replica.base + self.health_path,
+                    headers=self._headers(),
+                    timeout=HEALTH_TIMEOUT_S,
                 )
                 replica.last_check = "ok" if response.status_code == 200 else "unreachable"
             except requests.RequestException:
@@ -171,7 +195,7 @@ class OpenAIUpstream:
         )
 
 
-def _reason(response: requests.Response) -> str:
+def error_reason(response: requests.Response) -> str:
     """The upstream's own error message, short (never our key: the upstream never saw ours)."""
     try:
         body = response.json()
