@@ -49,7 +49,7 @@ def script(key: str, model: str) -> str:
     return SCRIPT % {"key": key, "model": model, "sentence": SENTENCE}
 
 
-def serve(database: str, tmp: str, infinity_base: str, key: str, local: bool):
+def serve(database: str, tmp: str, infinity_base: str, key: str, local: bool, threads: int = 8):
     from tests.upstreams.engines import SERVED_NAME
 
     upstream = f"{UPSTREAM_ID}=upstream:openai:{infinity_base} model={SERVED_NAME} key_env=INF_KEY"
@@ -61,6 +61,7 @@ def serve(database: str, tmp: str, infinity_base: str, key: str, local: bool):
         "RATE_LIMIT_DEFAULT": "100000000/minute",
         "INFERENCE_PER_USER": "64",
         "EMBEDDING_CACHE_TTL_S": "0",  # every call goes to the model, not the cache
+        "GUNICORN_THREADS": str(threads),
     }
     return gunicorn(env, Path(tmp), workers=2)
 
@@ -105,9 +106,8 @@ def main() -> int:
         "local1": "modelgate's local model (reference), 1 connection",
     }
     rows: list[tuple[str, Load]] = [(names[k], figures[k]) for k in names if k in figures]
-    print(
-        f"{'POST /v1/embeddings, one sentence':<52} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
-    )
+    header = f"{'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+    print(f"{'POST /v1/embeddings, one sentence':<52} {header}")
     for name, load in rows:
         print(
             f"{name:<52} {load.rps:>9.1f} {load.p50_ms:>8.2f} {load.p99_ms:>8.2f} {load.errors:>7}"
