@@ -11,7 +11,7 @@ WEB    := web
 NPM    := cd $(WEB) && npm
 WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/package-lock.json -type f 2>/dev/null)
 
-.PHONY: run test web-test lint format migrate bench bench-batch load soak audit fuzz clean client screenshots ocr-cer
+.PHONY: run test web-test lint format migrate bench bench-batch bench-upstream load soak audit fuzz clean client screenshots ocr-cer
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -95,9 +95,15 @@ fuzz: $(STAMP)
 	$(BIN)/python -m tests.contract.fuzz --profile long
 
 # The per-call cost table of issue 10 and the batch figure of issue 14 (docs/benchmarks.md).
-bench: $(STAMP)
+bench: $(STAMP) $(UPSTREAMS)/.installed
 	$(BIN)/python bench/hotpath.py
 	$(BIN)/python bench/batch.py
+	$(BIN)/python bench/upstream.py
+
+# The gateway's cost in front of an upstream (issue 27): Infinity alone vs through modelgate,
+# the same wrk load (32 connections and 1, one sentence a request); the local model for reference.
+bench-upstream: $(STAMP) $(UPSTREAMS)/.installed
+	$(BIN)/python bench/upstream.py
 
 # The OCR example's character error rate on text it renders itself (models/ocr/README.md):
 # clean and noisy renders, images/s, setup time and memory, the handler called in-process.
