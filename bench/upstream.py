@@ -11,7 +11,7 @@ Infinity's throughput at 32 connections, and <= 2 ms added to the p50 at one.
 A reference row (`--local`, on by default) runs the same load against modelgate's own
 local all-minilm-l6-v2 (its model server) in the same gunicorn.
 
-    python bench/upstream.py [--seconds 10] [--rounds 2] [--no-local]
+    python bench/upstream.py [--seconds 10] [--rounds 2] [--no-local] [--threads 8]
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10, help="per round and load")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--local", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--threads", type=int, default=8, help="GUNICORN_THREADS per worker")
     args = parser.parse_args()
     from tests.upstreams.engines import SERVED_NAME, VENV, infinity
 
@@ -82,7 +83,7 @@ def main() -> int:
         bench_database() as (database, token),
         tempfile.TemporaryDirectory() as tmp,
         infinity(Path(tmp), key, replicas=1) as replicas,
-        serve(database, tmp, replicas[0][0], key, args.local) as base,
+        serve(database, tmp, replicas[0][0], key, args.local, args.threads) as base,
     ):
         direct_url, gate_url = f"{replicas[0][0]}/embeddings", f"{base}/v1/embeddings"
         direct, gate = script(key, SERVED_NAME), script(token, UPSTREAM_ID)
