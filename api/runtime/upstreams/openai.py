@@ -162,9 +162,12 @@ class OpenAIUpstream:
                 f"The upstream model refused this input (HTTP {status}): {error_reason(response)}"
             )
         try:
-            return response.json()
+            answer = response.json()
         except ValueError:
-            raise UpstreamFailed("The upstream model answered something other than JSON.") from None
+            answer = None
+        if not isinstance(answer, dict):
+            raise UpstreamFailed("The upstream model answered something other than a JSON object.")
+        return answer
 
     def check(self) -> dict[str, str]:
         """GET {base}{health_path} on every replica: {replica: ok|unreachable|breaker open|...}."""
