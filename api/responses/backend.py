@@ -18,7 +18,6 @@ from api.edge.errors import Unprocessable
 from api.inference import service
 from api.inference.schemas import MAX_TOKENS
 from api.runtime.models.generation import TextChunk, TextGenerator
-from api.runtime.registry import models
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ class LocalBackend:
         Raise Unprocessable (422) naming `input` when the conversation does not fit the
         window, or `max_output_tokens` when what it asks for does not fit after it.
         """
-        generator: TextGenerator = models.serve(model_id, task="text-generation").model  # type: ignore[assignment]
+        generator: TextGenerator = service.local_generation(model_id).model  # type: ignore[assignment]
         window = generator.max_input
         wanted = max_output_tokens or 1
         kept = list(messages)

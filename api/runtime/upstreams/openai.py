@@ -8,6 +8,8 @@ when the request cannot have run there: the connection was refused or timed out
 before anything was sent, or the replica answered 502/503 (embeddings are idempotent,
 and those say it did not do the work). A connection that breaks after the request
 went out is a 502 to the caller, a read past the deadline a 504; neither is retried.
+Text generation is not idempotent: its calls move on only after a refused or timed-out
+connection or a 503 (`open_stream`, `post(retry_status=(503,))`).
 """
 
 from __future__ import annotations
@@ -95,13 +97,50 @@ class OpenAIUpstream:
             headers["Authorization"] = f"Bearer {self._key}"
         return headers
 
-    def post(self, path: str, body: dict[str, Any], *, deadline: float) -> dict[str, Any]:
+    def post(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        deadline: float,
+        retry_status: tuple[int, ...] = RETRYABLE_STATUS,
+    ) -> dict[str, Any]:
         """POST `body` to `{replica}{path}`; the JSON answer of the first replica that does it."""
+        replica, response = self._send(path, body, deadline, False, retry_status)
+        self._check(replica, response)
+        try:
+            return response.json()
+        except ValueError:
+            raise UpstreamFailed("The upstream model answered something other than JSON.") from None
+
+    def open_stream(self, path: str, body: dict[str, Any], *, deadline: float) -> requests.Response:
+        """POST `body` asking for a stream; the open response of the first replica that
+        accepts it (200), to read as it arrives and close. Moves on only where the request
+        cannot have run (refused, connect timeout, 503); the read timeout is `timeout_s`
+        between two pieces of the stream."""
+        replica, response = self._send(path, body, deadline, True, (503,))
+        try:
+            self._check(replica, response)
+        except APIError:
+            response.close()
+            raise
+        return response
+
+    def _send(
+        self,
+        path: str,
+        body: dict[str, Any],
+        deadline: float,
+        stream: bool,
+        retry_status: tuple[int, ...],
+    ) -> tuple[Replica, requests.Response]:
         failure: APIError = UpstreamUnavailable()
         for replica in self.replicas.order():
             if not replica.admit():
                 continue
             timeout = min(self.config.timeout_s, deadline - time.monotonic())
+            if stream:
+                timeout = self.config.timeout_s  # between two events, not for the whole stream
             if timeout <= 0:
                 replica.released()
                 raise DeadlineExceeded("The upstream model did not answer in time.")
@@ -111,6 +150,7 @@ class OpenAIUpstream:
                     json=body,
                     headers=self._headers(),
                     timeout=(min(timeout, CONNECT_TIMEOUT_S), timeout),
+                    stream=stream,
                 )
             except requests.RequestException as error:
                 replica.failed()
@@ -120,15 +160,17 @@ class OpenAIUpstream:
                 if isinstance(error, requests.Timeout):
                     raise DeadlineExceeded("The upstream model did not answer in time.") from None
                 raise UpstreamFailed() from None
-            if response.status_code in RETRYABLE_STATUS:
+            if response.status_code in retry_status:
+                response.close()
                 replica.failed()
                 self._log("upstream replica refused", replica, str(response.status_code))
                 failure = UpstreamUnavailable()
                 continue
-            return self._answer(replica, response)
+            return replica, response
         raise failure
 
-    def _answer(self, replica: Replica, response: requests.Response) -> dict[str, Any]:
+    def _check(self, replica: Replica, response: requests.Response) -> None:
+        """Count the answer for the replica's breaker; raise what a failed one means."""
         status = response.status_code
         if status >= 500:
             replica.failed()
@@ -139,10 +181,6 @@ class OpenAIUpstream:
             raise Unprocessable(
                 f"The upstream model refused this input (HTTP {status}): {_reason(response)}"
             )
-        try:
-            return response.json()
-        except ValueError:
-            raise UpstreamFailed("The upstream model answered something other than JSON.") from None
 
     def check(self) -> dict[str, str]:
         """GET {base}/models on every replica: {replica: ok|unreachable|breaker open|...}."""
