@@ -139,15 +139,15 @@ def test_openai_client_gets_the_upstreams_chat_through_modelgate(stack, live_dat
 
     anonymous = requests.post(f"{gateway}/v1/chat/completions", json=ask, timeout=10)
     assert anonymous.status_code == 401
-    local_only = requests.post(
-        f"{gateway}/v1/responses",
-        json={"model": "story-up", "input": "Once upon a time"},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    )
-    assert local_only.status_code == 422, local_only.text
+    # /v1/responses on the upstream model: its chat, streamed upstream, answered whole here.
+    said = {"input": "Once upon a time", "temperature": 0, "max_output_tokens": 24}
+    answered = through.responses.create(model="story-up", **said)
+    assert answered.output_text == direct.responses.create(model="storyteller", **said).output_text
+    assert answered.output_text.strip() and answered.usage.output_tokens > 0
 
-    rows = _wait_for_rows(live_database, "story-up", 4)
+    rows = _wait_for_rows(live_database, "story-up", 5)
+    assert rows[4][:2] == ("responses", 200) and rows[4][3] == answered.usage.output_tokens
+    rows = rows[:4]
     tokens = (expected.usage.prompt_tokens, expected.usage.completion_tokens)
     assert [(endpoint, status, (t_in, t_out)) for endpoint, status, t_in, t_out, _ in rows] == [
         ("chat_completions", 200, tokens),
