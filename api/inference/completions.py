@@ -27,6 +27,7 @@ from api.extensions import db
 from api.inference import openai_format as fmt
 from api.inference import schemas, service
 from api.inference.plans import CHAT, TEXT, Choice, Shape, generate_all, plan_chat, plan_text
+from api.inference.upstream_completions import forward, upstream_for
 from api.observability.tracing import bind_trace_id, reset_trace_id
 from api.runtime.streams import CompletionStream
 from api.usage.metering import Meter, meter, metered
@@ -59,7 +60,7 @@ STREAM_DOC = {
 @authenticate(scope="generate")
 @metered("completions")
 @api_rate_limit
-@blueprint.errors(404, 422, 503, 504)
+@blueprint.errors(404, 422, 502, 503, 504)
 @blueprint.arguments(
     schemas.CompletionIn, example={"prompt": "Once upon a time", "max_tokens": 40, "seed": 7}
 )
@@ -67,6 +68,9 @@ STREAM_DOC = {
 @blueprint.doc(**STREAM_DOC)
 def create_completion(body: dict):
     """Continue each prompt `n` times; `stream: true` answers server-sent events."""
+    upstream = upstream_for(body["model"])
+    if upstream is not None:
+        return forward(TEXT, upstream, body)
     return _answer(TEXT, body, *plan_text(body))
 
 
@@ -74,7 +78,7 @@ def create_completion(body: dict):
 @authenticate(scope="generate")
 @metered("chat_completions")
 @api_rate_limit
-@blueprint.errors(404, 422, 503, 504)
+@blueprint.errors(404, 422, 502, 503, 504)
 @blueprint.arguments(
     schemas.ChatCompletionIn,
     example={
@@ -90,6 +94,9 @@ def create_completion(body: dict):
 @blueprint.doc(**STREAM_DOC)
 def create_chat_completion(body: dict):
     """Answer a chat (the model's chat template, docs/api.md); `stream: true` answers chunks."""
+    upstream = upstream_for(body["model"])
+    if upstream is not None:
+        return forward(CHAT, upstream, body)
     return _answer(CHAT, body, *plan_chat(body))
 
 

@@ -23,6 +23,7 @@ from api.runtime.streams import CompletionStream
 if TYPE_CHECKING:
     from api.runtime.models.embedding import EmbeddingModel
     from api.runtime.models.generation import TextGenerator
+    from api.runtime.registry import ServedModel
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def stream_completion(
     """
     started = time.monotonic()
     deadline = resolve_deadline(deadline)
-    served = models.serve(model_id, task="text-generation")
+    served = local_generation(model_id)
     generator: TextGenerator = served.model  # type: ignore[assignment]
     gate = served.gate
     assert gate is not None
@@ -203,15 +204,25 @@ def complete(
     )
 
 
+def local_generation(model_id: str | None) -> ServedModel:
+    """The local text-generation model `model_id`; Unprocessable (422) for an upstream one,
+    which only `/v1/chat/completions` and `/v1/completions` forward (docs/upstreams.md)."""
+    served = models.serve(model_id, task="text-generation")
+    if served.gate is None:  # only an upstream model has none
+        why = f"{served.model.id} is served upstream: use /v1/chat/completions or /v1/completions."
+        raise Unprocessable(why, details={"model": [why]})
+    return served
+
+
 def chat_prompt(model_id: str | None, messages: Sequence[dict]) -> str:
     """Render `messages` into the prompt of `model_id` (its chat template, or the plain one)."""
-    generator: TextGenerator = models.serve(model_id, task="text-generation").model  # type: ignore[assignment]
+    generator: TextGenerator = local_generation(model_id).model  # type: ignore[assignment]
     return generator.chat_prompt(messages)
 
 
 def room_to_generate(model_id: str | None, prompt: str, ceiling: int) -> int:
     """How many tokens fit after `prompt` in the model's window, at most `ceiling` (at least 1)."""
-    generator: TextGenerator = models.serve(model_id, task="text-generation").model  # type: ignore[assignment]
+    generator: TextGenerator = local_generation(model_id).model  # type: ignore[assignment]
     return max(1, min(ceiling, generator.max_input - generator.count_tokens(prompt)))
 
 

@@ -4,7 +4,10 @@ A backend fits a conversation to its model (`prepare`) and starts a generation
 (`start`) that yields `TextChunk`s and knows its token counts, finish reason and
 how to stop. `LocalBackend` runs the text-generation models this server loads
 (the model's chat template, its window, one of its generation slots). An upstream
-provider plugs in as another backend: `backend_for` picks one by model id.
+model (`api.runtime.upstreams.chat`) is `UpstreamBackend`: the conversation goes to
+the upstream's `/chat/completions` as a stream asking for its `usage`, the upstream
+fits it to its own window (`truncation` is not applied here) and writes at most
+`max_output_tokens` (else `MAX_TOKENS`). `backend_for` picks one by model id.
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+import requests
+
 from api.edge.errors import Unprocessable
 from api.inference import service
 from api.inference.schemas import MAX_TOKENS
+from api.inference.service import resolve_deadline
 from api.runtime.models.generation import TextChunk, TextGenerator
-from api.runtime.registry import models
+from api.runtime.upstreams.chat import Relay, UpstreamChatModel
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ class LocalBackend:
         Raise Unprocessable (422) naming `input` when the conversation does not fit the
         window, or `max_output_tokens` when what it asks for does not fit after it.
         """
-        generator: TextGenerator = models.serve(model_id, task="text-generation").model  # type: ignore[assignment]
+        generator: TextGenerator = service.local_generation(model_id).model  # type: ignore[assignment]
         window = generator.max_input
         wanted = max_output_tokens or 1
         kept = list(messages)
@@ -132,6 +138,84 @@ class LocalBackend:
         )
 
 
+class UpstreamGeneration:
+    """A running upstream chat stream, read as `TextChunk`s (choice 0)."""
+
+    def __init__(self, model_id: str, response: requests.Response) -> None:
+        self.model = model_id
+        self._response = response
+        self._relay = Relay(model_id, include_usage=True)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self._relay.prompt_tokens
+
+    @property
+    def completion_tokens(self) -> int:
+        return self._relay.completion_tokens
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self._relay.finish_reasons.get(0)
+
+    def __iter__(self) -> Iterator[TextChunk]:
+        seen, finished = 0, False
+        for _ in self._relay.events(self._response):
+            pieces = self._relay.texts.get(0, [])
+            text, seen = "".join(pieces[seen:]), len(pieces)
+            finish = None if finished else self.finish_reason
+            finished = finished or finish is not None
+            if text or finish:
+                yield TextChunk(text, finish)
+
+    def close(self) -> None:
+        self._response.close()  # the upstream stops generating
+
+
+class UpstreamBackend:
+    """The text-generation models served by an OpenAI-compatible upstream."""
+
+    def __init__(self, model: UpstreamChatModel) -> None:
+        self._model = model
+
+    def prepare(
+        self,
+        model_id: str | None,
+        messages: list[dict[str, str]],
+        *,
+        max_output_tokens: int | None,
+        truncation: str,
+    ) -> Prepared:
+        return Prepared(self._model.id, list(messages), "", max_output_tokens or MAX_TOKENS)
+
+    def start(
+        self,
+        prepared: Prepared,
+        *,
+        temperature: float,
+        top_p: float,
+        cancel: threading.Event | None = None,
+        deadline: float | None = None,
+    ) -> UpstreamGeneration:
+        messages = [
+            {**message, "role": "system" if message["role"] == "developer" else message["role"]}
+            for message in prepared.messages
+        ]
+        body = {
+            "model": self._model.config.model,
+            "messages": messages,
+            "max_tokens": prepared.max_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        response = self._model.client.open_stream(
+            "/chat/completions", body, deadline=resolve_deadline(deadline)
+        )
+        return UpstreamGeneration(self._model.id, response)
+
+
 def _droppable(messages: list[dict[str, str]]) -> list[int]:
     """The turns truncation may drop, oldest first: all but system/developer and the last."""
     return [
@@ -145,5 +229,8 @@ LOCAL = LocalBackend()
 
 
 def backend_for(model_id: str | None) -> Backend:
-    """The backend serving `model_id` (today every model is local; unknown ones 404 there)."""
-    return LOCAL
+    """The backend serving `model_id`: its upstream's, or the local models' (unknown: 404)."""
+    from api.inference.upstream_completions import upstream_for
+
+    upstream = upstream_for(model_id)
+    return LOCAL if upstream is None else UpstreamBackend(upstream)

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from api.runtime.models.embedding import EmbeddingModel
     from api.runtime.models.generation import TextGenerator
     from api.runtime.remote import RemoteBatcher, RemoteEmbeddingModel
-    from api.runtime.upstreams.embedding import UpstreamBatcher, UpstreamEmbeddingModel
+    from api.runtime.upstreams.chat import UpstreamModel
+    from api.runtime.upstreams.embedding import UpstreamBatcher
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class ServedModel:
     """A loaded model with what admits requests to it: a batcher (embedding) or a gate,
     and an embedding model's tokenizer (to read token-id input)."""
 
-    model: EmbeddingModel | RemoteEmbeddingModel | UpstreamEmbeddingModel | TextGenerator
+    model: EmbeddingModel | RemoteEmbeddingModel | UpstreamModel | TextGenerator
     metrics: ModelMetrics
     batcher: MicroBatcher[str, EmbeddedText] | RemoteBatcher | UpstreamBatcher | None = None
     gate: GenerationGate | None = None
@@ -171,7 +172,7 @@ class ModelRegistry:
 
     def get(
         self, model_id: str
-    ) -> EmbeddingModel | RemoteEmbeddingModel | UpstreamEmbeddingModel | TextGenerator:
+    ) -> EmbeddingModel | RemoteEmbeddingModel | UpstreamModel | TextGenerator:
         """The loaded model `model_id` of the current app; ModelNotFound when not configured."""
         return self.serve(model_id).model
 
@@ -212,7 +213,7 @@ class ModelRegistry:
                 self._served[key] = served
         return served
 
-    def upstreams(self) -> builtins.list[UpstreamEmbeddingModel]:
+    def upstreams(self) -> builtins.list[UpstreamModel]:
         """The current app's upstream models (built here, never contacted)."""
         configured = self._configured(current_app)
         return [
@@ -223,11 +224,9 @@ class ModelRegistry:
 
     def _build(self, spec: ModelSpec, settings: InferenceSettings) -> ServedModel:
         if spec.upstream:
-            from api.runtime.upstreams.config import parse_upstream
-            from api.runtime.upstreams.embedding import UpstreamBatcher, UpstreamEmbeddingModel
+            from api.runtime.upstreams.chat import upstream_model
 
-            upstream = UpstreamEmbeddingModel(parse_upstream(spec.id, spec.upstream))
-            sender = UpstreamBatcher(upstream, settings.queue_size)
+            upstream, sender = upstream_model(spec.id, spec.upstream, settings.queue_size)
             return ServedModel(
                 upstream, ModelMetrics(spec.id), batcher=sender, tokenizer=upstream.tokenizer
             )

@@ -6,7 +6,8 @@
 `id=task:/absolute/path` with task `embedding` or `text-generation`, or
 `id=handler:TARGET [key=value ...]` for a handler model (`api.runtime.handlers.specs`,
 docs/models.md), or `id=upstream:openai|oip:BASE[|BASE ...] [key=value ...]` for a model
-another server serves (`api.runtime.upstreams.config`, docs/upstreams.md).
+another server serves: embeddings or text generation over OpenAI's API, anything over the
+Open Inference Protocol (`api.runtime.upstreams.config`, docs/upstreams.md).
 This module only parses and resolves paths; it never touches the files or imports torch.
 """
 
@@ -71,11 +72,10 @@ def _custom_spec(entry: str) -> ModelSpec:
     if task == "upstream" and _MODEL_ID.fullmatch(model_id):
         from api.runtime.upstreams.config import parse_upstream
 
-        config = parse_upstream(model_id, path)
-        config.api_key()  # ConfigError naming the model or its key_env
-        return ModelSpec(
-            model_id, "oip" if config.kind == "oip" else "embedding", "", upstream=path
-        )
+        upstream = parse_upstream(model_id, path)  # ConfigError naming the model
+        upstream.api_key()  # ConfigError naming its key_env when that is unset
+        task = "oip" if upstream.kind == "oip" else upstream.task
+        return ModelSpec(model_id, task, "", upstream=path)  # type: ignore[arg-type]
     if not _MODEL_ID.fullmatch(model_id):
         raise ConfigError(
             f"MODELS entry {entry!r}: the id must be 1-64 of [A-Za-z0-9._-], "

@@ -9,6 +9,7 @@ import pytest
 from api.config import ConfigError
 from api.observability.tracing import bind_trace_id, reset_trace_id
 from api.runtime.specs import parse_model_specs
+from api.runtime.upstreams.chat import upstream_body
 from api.runtime.upstreams.config import parse_upstream, replica_label
 from api.runtime.upstreams.embedding import split
 from api.runtime.upstreams.openai import trace_headers
@@ -30,6 +31,26 @@ def test_an_upstream_entry_is_an_embedding_model_with_its_replicas(monkeypatch):
     assert (config.timeout_s, config.key_env) == (10.0, "INFINITY_KEY")
 
 
+def test_a_text_generation_upstream_is_a_text_generation_model():
+    entry = "story-up=upstream:openai:http://h/v1 model=storyteller task=text-generation"
+    (spec,) = parse_model_specs(entry)
+    assert (spec.id, spec.task) == ("story-up", "text-generation")
+    assert parse_upstream(spec.id, spec.upstream).model == "storyteller"
+
+
+def test_a_chat_request_goes_upstream_with_only_what_was_given():
+    body = {"model": "story-up", "messages": [{"role": "user", "content": "Hi", "name": None}]}
+    body |= {"max_tokens": 9, "temperature": 0.0, "seed": None, "stream": True, "user": "u1"}
+    assert upstream_body(body, "storyteller") == {
+        "model": "storyteller",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "max_tokens": 9,
+        "temperature": 0.0,
+        "stream": True,
+        "stream_options": {"include_usage": True},  # the upstream's counts, for metering
+    }
+
+
 @pytest.mark.parametrize(
     ("entry", "says"),
     [
@@ -41,6 +62,7 @@ def test_an_upstream_entry_is_an_embedding_model_with_its_replicas(monkeypatch):
         ("up=upstream:openai:http://h/v1 colour=red", "unknown setting 'colour'"),
         ("up=upstream:openai:http://h/v1 timeout_s=0", "timeout_s must be > 0"),
         ("up=upstream:openai:http://h/v1 tokenizer=relative", "absolute path"),
+        ("up=upstream:openai:http://h/v1 task=handler", "task must be one of embedding"),
     ],
 )
 def test_a_wrong_entry_stops_the_start_naming_the_model(entry, says):

@@ -11,7 +11,8 @@ logs or answers), `tokenizer` (`all-minilm-l6-v2` or a directory with `tokenizer
 count tokens here when the upstream gives no `usage`, and refuse over-long inputs
 before sending), `max_input` (with `tokenizer`: tokens a text may take, default 512),
 `breaker_failures` (consecutive failures that open a replica's breaker, default 3),
-`breaker_cooldown_s` (how long it stays open before one trial call, default 10).
+`breaker_cooldown_s` (how long it stays open before one trial call, default 10),
+`task` (`embedding`, the default, or `text-generation`: chat and completions).
 Only parsing here: nothing is contacted and the key is read when the model is built.
 """
 
@@ -24,7 +25,9 @@ from urllib.parse import urlsplit
 from api.config import ConfigError
 
 KINDS = ("openai", "oip")
+UPSTREAM_TASKS = ("embedding", "text-generation")
 _SETTINGS = {
+    "task",
     "model",
     "timeout_s",
     "key_env",
@@ -47,6 +50,7 @@ class UpstreamConfig:
     max_input: int = 512
     breaker_failures: int = 3
     breaker_cooldown_s: float = 10.0
+    task: str = "embedding"
 
     def api_key(self) -> str | None:
         """The upstream's key from the environment (None when no `key_env`)."""
@@ -110,6 +114,7 @@ def parse_upstream(model_id: str, target: str) -> UpstreamConfig:
             max_input=int(settings.get("max_input", 512)),
             breaker_failures=int(settings.get("breaker_failures", 3)),
             breaker_cooldown_s=float(settings.get("breaker_cooldown_s", 10.0)),
+            task=settings.get("task", "embedding"),
         )
     except ValueError as error:
         raise ConfigError(f"{where}: {error}") from None
@@ -117,6 +122,8 @@ def parse_upstream(model_id: str, target: str) -> UpstreamConfig:
         raise ConfigError(
             f"{where}: timeout_s must be > 0, breaker_failures >= 1, breaker_cooldown_s >= 0"
         )
+    if config.task not in UPSTREAM_TASKS:
+        raise ConfigError(f"{where}: task must be one of {', '.join(UPSTREAM_TASKS)}")
     named = config.tokenizer not in ("", "all-minilm-l6-v2")
     if named and not os.path.isabs(config.tokenizer):
         raise ConfigError(f"{where}: tokenizer must be all-minilm-l6-v2 or an absolute path")

@@ -8,6 +8,8 @@ when the request cannot have run there: the connection was refused or timed out
 before anything was sent, or the replica answered 502/503 (embeddings are idempotent,
 and those say it did not do the work). A connection that breaks after the request
 went out is a 502 to the caller, a read past the deadline a 504; neither is retried.
+Text generation is not idempotent: its calls move on only after a refused or timed-out
+connection or a 503 (`open_stream`, `post(retry_status=(503,))`).
 """
 
 from __future__ import annotations
@@ -98,10 +100,34 @@ class OpenAIUpstream:
             headers["Authorization"] = f"Bearer {self._key}"
         return headers
 
-    def post(self, path: str, body: dict[str, Any], *, deadline: float) -> dict[str, Any]:
+    def post(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        deadline: float,
+        retry_status: tuple[int, ...] | None = None,
+    ) -> dict[str, Any]:
         """POST `body` to `{replica}{path}`; the JSON answer of the first replica that does it."""
-        replica, response = self.send("POST", path, deadline=deadline, json=body)
+        replica, response = self.send(
+            "POST", path, deadline=deadline, json=body, retry_status=retry_status
+        )
         return self._answer(replica, response)
+
+    def open_stream(self, path: str, body: dict[str, Any], *, deadline: float) -> requests.Response:
+        """POST `body` asking for a stream; the open response of the first replica that
+        accepts it (200), to read as it arrives and close. Moves on only where the request
+        cannot have run (refused, connect timeout, 503); the read timeout is `timeout_s`
+        between two pieces of the stream."""
+        replica, response = self.send(
+            "POST", path, deadline=deadline, json=body, stream=True, retry_status=(503,)
+        )
+        try:
+            self._check(replica, response)
+        except APIError:
+            response.close()
+            raise
+        return response
 
     def send(
         self,
@@ -110,17 +136,24 @@ class OpenAIUpstream:
         *,
         deadline: float,
         headers: dict[str, str] | None = None,
+        retry_status: tuple[int, ...] | None = None,
+        stream: bool = False,
         **kwargs: Any,
     ) -> tuple[Replica, requests.Response]:
         """`method {replica}{path}` on the first replica that takes it; its raw response.
 
         Moves on only where the request cannot have run (`_never_sent`, a status in
-        `retryable`); the caller judges the answer (and calls `succeeded`/`failed`)."""
+        `retry_status`, by default `retryable`); the caller judges the answer (and calls
+        `succeeded`/`failed`). A stream's read timeout is `timeout_s` between two pieces,
+        not for the whole stream."""
+        retry = self.retryable if retry_status is None else retry_status
         failure: APIError = UpstreamUnavailable()
         for replica in self.replicas.order():
             if not replica.admit():
                 continue
             timeout = min(self.config.timeout_s, deadline - time.monotonic())
+            if stream and timeout > 0:
+                timeout = self.config.timeout_s
             if timeout <= 0:
                 replica.released()
                 raise DeadlineExceeded("The upstream model did not answer in time.")
@@ -130,6 +163,7 @@ class OpenAIUpstream:
                     replica.base + path,
                     headers={**self._headers(), **(headers or {})},
                     timeout=(min(timeout, CONNECT_TIMEOUT_S), timeout),
+                    stream=stream,
                     **kwargs,
                 )
             except requests.RequestException as error:
@@ -142,7 +176,8 @@ class OpenAIUpstream:
                 if isinstance(error, requests.Timeout):
                     raise DeadlineExceeded("The upstream model did not answer in time.") from None
                 raise UpstreamFailed() from None
-            if response.status_code in self.retryable:
+            if response.status_code in retry:
+                response.close()
                 replica.failed()
                 self._log("upstream replica refused", replica, str(response.status_code))
                 failure = UpstreamUnavailable()
@@ -150,7 +185,8 @@ class OpenAIUpstream:
             return replica, response
         raise failure
 
-    def _answer(self, replica: Replica, response: requests.Response) -> dict[str, Any]:
+    def _check(self, replica: Replica, response: requests.Response) -> None:
+        """Count the answer for the replica's breaker; raise what a failed one means."""
         status = response.status_code
         if status >= 500:
             replica.failed()
@@ -161,6 +197,10 @@ class OpenAIUpstream:
             raise Unprocessable(
                 f"The upstream model refused this input (HTTP {status}): {error_reason(response)}"
             )
+
+    def _answer(self, replica: Replica, response: requests.Response) -> dict[str, Any]:
+        """The replica's answer as a JSON object, or the error it means."""
+        self._check(replica, response)
         try:
             answer = response.json()
         except ValueError:
