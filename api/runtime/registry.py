@@ -219,7 +219,7 @@ class ModelRegistry:
         return [
             self._serve_spec(spec, configured.settings).model  # type: ignore[misc]
             for spec in configured.specs
-            if spec.upstream and spec.task == "embedding"
+            if spec.upstream and spec.task != "oip"
         ]
 
     def _build(self, spec: ModelSpec, settings: InferenceSettings) -> ServedModel:
