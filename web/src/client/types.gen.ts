@@ -1949,6 +1949,10 @@ export type PostV1ChatCompletionsErrors = {
      */
     429: ErrorOut;
     /**
+     * Bad Gateway
+     */
+    502: ErrorOut;
+    /**
      * Service Unavailable
      */
     503: ErrorOut;
@@ -2009,6 +2013,10 @@ export type PostV1CompletionsErrors = {
      * Too Many Requests
      */
     429: ErrorOut;
+    /**
+     * Bad Gateway
+     */
+    502: ErrorOut;
     /**
      * Service Unavailable
      */
