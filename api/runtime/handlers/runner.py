@@ -11,7 +11,6 @@ fails only that item.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import threading
 import time
@@ -28,29 +27,10 @@ from api.runtime.handlers.decoding import (
     encode_outputs,
     encode_partial,
 )
+from api.runtime.handlers.memory import IdleTrim
 
 log = logging.getLogger(__name__)
 Encoded = tuple[dict[str, Any], int] | HandlerFault
-
-
-def release_memory() -> None:
-    """Give the heap's free pages back to the system after a batch (glibc's `malloc_trim`).
-
-    Decoded images and intermediate tensors are freed after each batch, but glibc keeps
-    the freed arenas, so a handler process's RSS grew call after call (the OCR model's).
-    Elsewhere (musl, macOS) there is nothing to call.
-    """
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim: Any = None
 
 
 class HandlerFailed(APIError):
@@ -69,6 +49,7 @@ class HandlerRunner:
         self.declaration = declaration
         self.busy_since: float | None = None  # when the running batch began (hang watch)
         self._one_at_a_time = threading.Lock()  # a streaming handler's items, in turn
+        self.memory = IdleTrim()  # freed heap back to the system when the model pauses
         self.batcher: MicroBatcher[dict[str, Any], Encoded] = MicroBatcher(
             self._run_batch,
             name=declaration.model_id,
@@ -86,7 +67,7 @@ class HandlerRunner:
             raise self._failed(error, len(items)) from None
         finally:
             self.busy_since = None
-            release_memory()
+            self.memory.batch_done()
         if not isinstance(results, list | tuple) or len(results) != len(items):
             log.error(
                 "handler predict returned the wrong number of results",
@@ -176,7 +157,7 @@ class HandlerRunner:
             if generator is not None:
                 generator.close()
             self._one_at_a_time.release()
-            release_memory()
+            self.memory.batch_done()
 
     def _predict_streaming(
         self, item: dict[str, Any], deadline: float
@@ -199,7 +180,7 @@ class HandlerRunner:
         finally:
             self.busy_since = None
             self._one_at_a_time.release()
-            release_memory()
+            self.memory.batch_done()
         try:
             return encode_outputs(self.declaration, merged)
         except HandlerFault:
