@@ -15,10 +15,11 @@ free-form JSON) is a 422.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
 from werkzeug.exceptions import MethodNotAllowed
 
@@ -187,5 +188,26 @@ def check_query_and_path() -> None:
         raise ValidationFailed(details=problems)
 
 
+def drain_body(response: Response) -> Response:
+    """Read what is left of a body within its cap before answering (any answer).
+
+    A call refused before its body was read (401, 403, an unknown model's 404) was
+    answered while nginx was still sending it: gunicorn then closed a socket with
+    unread data, the reset was nginx's 502, and nginx took the host out of rotation for
+    its `fail_timeout` (the nginx test saw a 3 MB predict to an unknown model do that,
+    then 10 s of 503s). A body over its cap is still refused unread (the 413 above).
+    """
+    length = request.content_length
+    limit = request.max_content_length
+    if not length or (limit is not None and length > limit):
+        return response
+    with contextlib.suppress(Exception):  # the client went away: nothing left to drain
+        stream = request.stream
+        while stream.read(64 * 1024):
+            pass
+    return response
+
+
 def init_app(app: Flask) -> None:
     app.before_request(check_body)
+    app.after_request(drain_body)
