@@ -58,11 +58,7 @@ def stream(
     deadline: float,
 ) -> PredictionStream:
     """Validate one item and start its stream; errors before the first output are raised."""
-    described = models.describe(model_id)
-    checked = check_request(described.declaration, fields, files, from_form=from_form)
-    timeout = min(deadline - time.monotonic(), described.timeout_s)
-    if timeout <= 0:
-        raise DeadlineExceeded()
+    described, checked, timeout = _prepare(models, model_id, fields, files, from_form, deadline)
     frames = models.client(model_id).stream(checked.values, checked.blobs, timeout)
     return PredictionStream(model_id, described.declaration.units, frames)
 
@@ -77,10 +73,23 @@ def predict(
     deadline: float,
 ) -> Prediction:
     """Validate and run one item; 400/422 naming the field, 503, 504, 500 as the model says."""
+    described, checked, timeout = _prepare(models, model_id, fields, files, from_form, deadline)
+    outputs, units = models.client(model_id).predict(checked.values, checked.blobs, timeout)
+    return Prediction(model_id, outputs, units, described.declaration.units)
+
+
+def _prepare(
+    models: HandlerModels,
+    model_id: str,
+    fields: dict[str, Any],
+    files: dict[str, bytes],
+    from_form: bool,
+    deadline: float,
+) -> tuple[Any, Any, float]:
+    """The model's description, the checked request and the time left for the call."""
     described = models.describe(model_id)
     checked = check_request(described.declaration, fields, files, from_form=from_form)
     timeout = min(deadline - time.monotonic(), described.timeout_s)
     if timeout <= 0:
         raise DeadlineExceeded()
-    outputs, units = models.client(model_id).predict(checked.values, checked.blobs, timeout)
-    return Prediction(model_id, outputs, units, described.declaration.units)
+    return described, checked, timeout
