@@ -23,26 +23,46 @@ def runner_for(handler_class, model_id="m"):
     return HandlerRunner(handler, declare(handler_class, model_id))
 
 
+class Gated(Tiny):
+    """Tiny whose first batch waits to be let go, so the rest queue up behind it."""
+
+    def setup(self, device: str) -> None:
+        super().setup(device)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def predict(self, batch: list[dict]) -> list[dict]:
+        self.entered.set()
+        assert self.release.wait(5)
+        return super().predict(batch)
+
+
 def test_concurrent_items_are_batched_and_answered_in_order():
-    runner = runner_for(Tiny)
+    runner = runner_for(Gated)
     results: dict[int, tuple] = {}
 
     def call(index: int) -> None:
         color = (250, 0, 0) if index % 2 else (10, 0, 0)
         checked = check_request(runner.declaration, {}, {"image": images.png(color=color)})
         results[index] = runner.predict(
-            checked.values, checked.blobs, deadline=time.monotonic() + 5
+            checked.values, checked.blobs, deadline=time.monotonic() + 10
         )
 
     threads = [threading.Thread(target=call, args=(index,)) for index in range(8)]
-    for thread in threads:
+    threads[0].start()
+    assert runner.handler.entered.wait(5)  # the first item is in predict, alone
+    for thread in threads[1:]:
         thread.start()
+    waited = time.monotonic() + 5
+    while runner.batcher.queue_depth < 7 and time.monotonic() < waited:
+        time.sleep(0.005)
+    runner.handler.release.set()
     for thread in threads:
         thread.join()
     runner.close()
     assert [results[index][0]["label"] for index in range(8)] == ["dark", "red"] * 4
     assert results[1] == ({"label": "red", "scores": [250 / 255, 1 - 250 / 255]}, 1)
-    assert max(runner.handler.batches) > 1 and max(runner.handler.batches) <= 4
+    assert runner.handler.batches == [1, 4, 3]  # the queued seven, at most four at a time
 
 
 def test_units_come_from_predict_when_it_says():
