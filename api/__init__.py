@@ -52,6 +52,7 @@ MIGRATIONS_DIR = os.path.join(
 )
 EXPOSED_HEADERS = [
     "X-Trace-Id",
+    "traceparent",
     "X-RateLimit-Limit",
     "X-RateLimit-Remaining",
     "X-RateLimit-Reset",

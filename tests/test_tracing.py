@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from api.observability.tracing import trace_id_from_headers
+from api.observability.tracing import trace_id_from_headers, traceparent_for
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -56,3 +56,22 @@ def test_every_response_carries_a_fresh_trace_id(client):
 def test_invalid_header_is_replaced_in_the_response(client):
     response = client.get("/healthz", headers={"X-Trace-Id": "bad id!"})
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Trace-Id"])
+
+
+def test_the_answer_carries_a_traceparent_of_the_same_trace(client):
+    sampled_out = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    answer = client.get("/healthz", headers={"traceparent": sampled_out})
+    version, trace, span, flags = answer.headers["traceparent"].split("-")
+    assert (version, trace, flags) == ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "00")
+    assert re.fullmatch(r"[0-9a-f]{16}", span) and span != "00f067aa0ba902b7"  # this server's
+    fresh = client.get("/healthz")
+    assert fresh.headers["traceparent"] == (
+        f"00-{fresh.headers['X-Trace-Id']}-{fresh.headers['traceparent'][36:52]}-01"
+    )
+
+
+def test_a_client_id_that_is_not_a_w3c_trace_id_gets_no_traceparent(client):
+    answer = client.get("/healthz", headers={"X-Trace-Id": "mine-1"})
+    assert answer.headers["X-Trace-Id"] == "mine-1" and "traceparent" not in answer.headers
+    assert traceparent_for("0" * 32) is None
+    assert traceparent_for("A" * 32) is None  # upper case is not W3C

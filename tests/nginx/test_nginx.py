@@ -145,7 +145,7 @@ def test_cors_answers_only_the_exact_allowed_origins(stack):
     answer = get(stack, "/v1/models", headers={"Origin": ALLOWED})
     assert answer.headers["Access-Control-Allow-Origin"] == ALLOWED  # once: the app's is hidden
     exposed = answer.headers["Access-Control-Expose-Headers"]
-    for header in ("X-Trace-Id", "Retry-After", "X-RateLimit-Remaining"):
+    for header in ("X-Trace-Id", "traceparent", "Retry-After", "X-RateLimit-Remaining"):
         assert header in exposed
 
 

@@ -270,6 +270,7 @@ def test_trace_ids_in_and_out(served):
     parent = {"traceparent": f"00-{trace}-00f067aa0ba902b7-01"}
     response, _ = infer(account.client, {**headers, **parent}, "tiny", [image_input(images.png())])
     assert response.headers["X-Trace-Id"] == trace
+    assert response.headers["traceparent"].startswith(f"00-{trace}-")
     failed = account.client.get("/v2/models/nope", headers={**headers, "X-Trace-Id": "mine-1"})
     assert failed.status_code == 404 and failed.headers["X-Trace-Id"] == "mine-1"
 
