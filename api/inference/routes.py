@@ -12,6 +12,7 @@ from api.inference import schemas, service
 from api.runtime import cache
 from api.runtime.handlers.registry import handler_models, model_info, ready_infos
 from api.runtime.registry import models
+from api.runtime.upstreams.oip import oip_upstreams
 from api.usage.metering import meter, metered
 
 blueprint = Blueprint("inference", __name__, url_prefix="/v1", description="Models.")
@@ -23,8 +24,10 @@ blueprint = Blueprint("inference", __name__, url_prefix="/v1", description="Mode
 @api_rate_limit
 @blueprint.response(200, schemas.ModelListOut)
 def list_models():
-    """The models this server has loaded."""
-    return {"object": "list", "data": [*models.list(), *ready_infos(handler_models())]}
+    """The models this server serves: loaded here, in a handler process that is ready, or
+    upstream (task `oip` for an Open Inference Protocol upstream, device `upstream`)."""
+    oip = [upstream.info for upstream in oip_upstreams().values()]
+    return {"object": "list", "data": [*models.list(), *ready_infos(handler_models()), *oip]}
 
 
 @blueprint.route("/models/<string(maxlength=64):model_id>", methods=["GET"])
@@ -39,6 +42,9 @@ def retrieve_model(model_id: str):
     handlers = handler_models()
     if model_id in handlers:
         return model_info(handlers, model_id)
+    upstream = oip_upstreams().get(model_id)
+    if upstream is not None:
+        return upstream.info
     return models.get(model_id).info
 
 

@@ -156,3 +156,22 @@ def test_v1_predict_inputs_become_a_one_item_request(replicas):
         {"name": "scale", "datatype": "FP32", "shape": [1], "data": [2]},
     ]
     assert outputs == {}  # the stand-in answers no outputs
+
+
+@pytest.mark.parametrize("replicas", [[200]], indirect=True)
+def test_v1_models_lists_an_oip_upstream_and_retrieves_it(replicas, make_app):
+    from tests.tokens.conftest import make_account
+
+    entry = f"tabular=upstream:oip:{replicas[0].base} model=doubler"
+    app = make_app(MODELS=f"all-minilm-l6-v2,{entry}")
+    account = make_account(app)
+    headers = {"Authorization": "Bearer " + account.mint(scopes=("embed",))["token"]}
+    listed = account.client.get("/v1/models", headers=headers).get_json()["data"]
+    assert [(model["id"], model["task"]) for model in listed] == [
+        ("all-minilm-l6-v2", "embedding"),
+        ("tabular", "oip"),
+    ]
+    one = account.client.get("/v1/models/tabular", headers=headers).get_json()
+    assert (one["object"], one["device"], one["owned_by"]) == ("model", "upstream", "modelgate")
+    assert one["created"] == listed[1]["created"] > 0
+    assert replicas[0].seen == []  # listed from the configuration, without a call upstream

@@ -24,6 +24,7 @@ import requests
 from flask import current_app
 
 from api.edge.errors import BadRequest, ServiceUnavailable
+from api.runtime.specs import ModelInfo
 from api.runtime.upstreams.config import UpstreamConfig, parse_upstream
 from api.runtime.upstreams.openai import OpenAIUpstream, UpstreamFailed, error_reason
 from api.runtime.upstreams.replicas import Replica
@@ -51,6 +52,7 @@ class OIPUpstream(OpenAIUpstream):
         self.health_path = f"/v2/models/{config.model}/ready"
         self._metadata: tuple[float, dict[str, Any]] | None = None
         self._metadata_lock = threading.Lock()
+        self.info = ModelInfo(self.id, "oip", 0, 0, "upstream", int(time.time()))
 
     def _path(self, version: str | None, tail: str = "") -> str:
         versioned = f"/versions/{version}" if version else ""

@@ -420,7 +420,8 @@ export const deleteV1HistoryByEntryId = <ThrowOnError extends boolean = false>(o
 });
 
 /**
- * The models this server has loaded.
+ * The models this server serves: loaded here, in a handler process that is ready, or
+ * upstream (task `oip` for an Open Inference Protocol upstream, device `upstream`).
  *
  * Takes an API token or a login session.
  */
