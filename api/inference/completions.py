@@ -14,7 +14,6 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from flask import Response, stream_with_context
 
@@ -30,8 +29,8 @@ from api.inference.plans import CHAT, TEXT, Choice, Shape, generate_all, plan_ch
 from api.inference.upstream_completions import forward, upstream_for
 from api.observability.tracing import bind_trace_id, reset_trace_id
 from api.runtime.streams import CompletionStream
-from api.usage.metering import Meter, meter, metered
-from api.usage.service import save_history
+from api.usage.metering import meter, metered
+from api.usage.service import keep_completion
 
 blueprint = Blueprint("completions", __name__, url_prefix="/v1", description="Text generation.")
 
@@ -112,37 +111,20 @@ def _answer(shape: Shape, body: dict, choices: list[Choice], options: dict):
     usage.tokens_in = sum(result.prompt_tokens for result in results)
     usage.tokens_out = sum(result.completion_tokens for result in results)
     for choice, result in zip(choices, results, strict=True):
-        _keep(usage, choice.prompt, result.text, result.finish_reason, result)
+        keep_completion(
+            usage,
+            choice.prompt,
+            result.text,
+            result.finish_reason,
+            result.prompt_tokens,
+            result.completion_tokens,
+        )
     answer = [
         (choice.index, result.text, result.finish_reason)
         for choice, result in zip(choices, results, strict=True)
     ]
     totals = fmt.usage(usage.tokens_in, usage.tokens_out)
     return shape.body(shape.new_id(), usage.model, answer, totals)
-
-
-class TokenCounts(Protocol):
-    @property
-    def prompt_tokens(self) -> int: ...
-
-    @property
-    def completion_tokens(self) -> int: ...
-
-
-def _keep(
-    usage: Meter, prompt: str, text: str, finish_reason: str | None, counts: TokenCounts
-) -> None:
-    save_history(
-        user_id=usage.user_id,
-        token_id=usage.token_id,
-        model=usage.model or "",
-        prompt=prompt,
-        completion=text,
-        finish_reason=finish_reason,
-        prompt_tokens=counts.prompt_tokens,
-        completion_tokens=counts.completion_tokens,
-        trace_id=usage.trace_id,  # streams end after the request's trace context
-    )
 
 
 @dataclass
@@ -184,7 +166,15 @@ def _stream(
         usage.tokens_out += current.stream.completion_tokens
         reason = current.stream.finish_reason
         reason = reason if completed else reason or "cancelled"
-        _keep(usage, current.choice.prompt, "".join(current.pieces), reason, current.stream)
+        text, stream = "".join(current.pieces), current.stream
+        keep_completion(
+            usage,
+            current.choice.prompt,
+            text,
+            reason,
+            stream.prompt_tokens,
+            stream.completion_tokens,
+        )
 
     def events() -> Iterator[str]:
         current: _Running | None = running

@@ -28,7 +28,7 @@ from api.runtime.registry import models
 from api.runtime.upstreams.chat import Relay, UpstreamChatModel, upstream_body
 from api.runtime.upstreams.openai import UpstreamFailed
 from api.usage.metering import Meter, meter
-from api.usage.service import save_history
+from api.usage.service import keep_completion
 
 
 def upstream_for(model_id: str | None) -> UpstreamChatModel | None:
@@ -56,7 +56,7 @@ def forward(shape: Shape, model: UpstreamChatModel, body: dict) -> Any:
     usage.tokens_in = int(counts.get("prompt_tokens") or 0)
     usage.tokens_out = int(counts.get("completion_tokens") or 0)
     for _, text, reason in choices:
-        _keep(usage, prompt, text, reason)
+        keep_completion(usage, prompt, text, reason, usage.tokens_in, usage.tokens_out)
     totals = fmt.usage(usage.tokens_in, usage.tokens_out)
     return shape.body(shape.new_id(), model.id, choices, totals)
 
@@ -81,20 +81,6 @@ def _prompt(body: dict) -> str:
         return "\n".join(f"{m['role']}: {m['content']}" for m in body["messages"])
     prompts = body["prompt"]
     return prompts if isinstance(prompts, str) else "\n".join(prompts)
-
-
-def _keep(usage: Meter, prompt: str, text: str, reason: str | None) -> None:
-    save_history(
-        user_id=usage.user_id,
-        token_id=usage.token_id,
-        model=usage.model or "",
-        prompt=prompt,
-        completion=text,
-        finish_reason=reason,
-        prompt_tokens=usage.tokens_in,
-        completion_tokens=usage.tokens_out,
-        trace_id=usage.trace_id,
-    )
 
 
 def _stream(
@@ -133,7 +119,14 @@ def _stream(
             try:
                 for index in sorted(relay.finish_reasons or {0: None}):
                     text = "".join(relay.texts.get(index, []))
-                    _keep(usage, prompt, text, relay.finish_reasons.get(index) or "cancelled")
+                    keep_completion(
+                        usage,
+                        prompt,
+                        text,
+                        relay.finish_reasons.get(index) or "cancelled",
+                        usage.tokens_in,
+                        usage.tokens_out,
+                    )
             finally:
                 held.close()
                 reset_trace_id(trace)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
 
@@ -14,6 +14,9 @@ from api.db_types import utcnow
 from api.edge.errors import NotFound
 from api.extensions import db
 from api.usage.models import HistoryEntry, InferenceRecord, RejectedCalls
+
+if TYPE_CHECKING:
+    from api.usage.metering import Meter
 
 COLUMNS = [
     "date",
@@ -138,6 +141,32 @@ def save_history(
     db.session.add(entry)
     db.session.commit()
     return entry
+
+
+def keep_completion(
+    usage: Meter,
+    prompt: str,
+    completion: str,
+    finish_reason: str | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> HistoryEntry:
+    """Keep one generated choice in the caller's history, under the call's meter.
+
+    The meter carries the user, token, model and trace id: a stream ends after the
+    request's trace context, so they are read from it rather than from the request.
+    """
+    return save_history(
+        user_id=usage.user_id,
+        token_id=usage.token_id,
+        model=usage.model or "",
+        prompt=prompt,
+        completion=completion,
+        finish_reason=finish_reason,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        trace_id=usage.trace_id,
+    )
 
 
 def list_history(
