@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from api import MIGRATIONS_DIR, create_app
 from api.config import TestConfig
 from api.extensions import db
-from tests.services import PG_SERVER_URL, REDIS_URL, require
+from tests.services import PG_SERVER_URL, REDIS_URL, gunicorn, require
 
 
 def migrate(database_url: str) -> None:
@@ -177,3 +177,84 @@ def live_database(postgres_database: str) -> Iterator[str]:
     """The session's PostgreSQL database for a test that runs gunicorn against it."""
     yield postgres_database
     empty_postgres(postgres_database)
+
+
+# A server shared by several modules lives from its first user to its last: the helpers
+# below close it after the last test that takes its fixture, not at the end of the session
+# (it holds its models in memory while the rest of the suite starts servers of its own).
+_shared_servers: dict[str, contextlib.ExitStack] = {}
+_last_users: dict[str, str] = {}  # fixture name -> node id of the last test that takes it
+
+
+@contextlib.contextmanager
+def shared_server(name: str) -> Iterator[contextlib.ExitStack]:
+    """An ExitStack for a session fixture's server, closed early by the hook below."""
+    with contextlib.ExitStack() as stack:
+        _shared_servers[name] = stack
+        yield stack
+    _shared_servers.pop(name, None)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    for item in session.items:
+        for name in getattr(item, "fixturenames", ()):
+            _last_users[name] = item.nodeid
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    for name, stack in list(_shared_servers.items()):
+        if _last_users.get(name) == item.nodeid:
+            del _shared_servers[name]
+            stack.close()
+
+
+OPENAI_MODELS = "all-minilm-l6-v2,storyteller"
+
+
+@pytest.fixture(scope="session")
+def openai_server(
+    tmp_path_factory: pytest.TempPathFactory, postgres_database: str, redis_url: str
+) -> Iterator[tuple[str, str]]:
+    """One gunicorn (1 worker, the embedding model and the storyteller) for every module that
+    calls it as the `openai` clients do: tests/contract/test_openai_client.py and the
+    Responses modules. Its database is its own (the session database is emptied by other
+    tests while it runs), so each module signs up users of its own; yields (url, database)."""
+    with shared_server("openai_server") as stack:
+        database = stack.enter_context(scratch_database("modelgate_openai"))
+        env = {
+            "DATABASE_URL": database,
+            "REDIS_URL": redis_url,
+            "MODELS": OPENAI_MODELS,
+            "RATE_LIMIT_DEFAULT": "10000/minute",
+        }
+        folder = tmp_path_factory.mktemp("openai")
+        yield stack.enter_context(gunicorn(env, folder, workers=1)), database
+
+
+BATCH_BROKER = REDIS_URL.rsplit("/", 1)[0] + "/14"  # a queue of its own
+BATCH_ENV = {
+    "MODELS": "all-minilm-l6-v2,storyteller",
+    "RATE_LIMIT_DEFAULT": "10000/minute",
+    "CELERY_BROKER_URL": BATCH_BROKER,
+    "BATCH_LEASE_S": "3",
+    "BATCH_RECOVER_S": "1",
+    "BATCH_SLICE_S": "2",
+}
+
+
+@pytest.fixture(scope="session")
+def batch_stack(
+    tmp_path_factory: pytest.TempPathFactory, postgres_database: str, redis_url: str
+) -> Iterator[tuple[str, dict[str, str], Path]]:
+    """gunicorn (1 worker, PostgreSQL, Redis, the Redis broker) for the modules that run
+    batches through Celery workers of their own: tests/batches/test_worker.py and
+    tests/inference/test_responses_batch.py. Its database is its own, so each module signs
+    up users of its own; yields (url, env, folder), the env's DATABASE_URL the database."""
+    with shared_server("batch_stack") as stack:
+        database = stack.enter_context(scratch_database("modelgate_batches"))
+        stack.callback(lambda: redis.Redis.from_url(BATCH_BROKER).flushdb())
+        redis.Redis.from_url(BATCH_BROKER).flushdb()
+        folder = tmp_path_factory.mktemp("batches")
+        env = {**BATCH_ENV, "DATABASE_URL": database, "REDIS_URL": redis_url}
+        yield stack.enter_context(gunicorn(env, folder, workers=1)), env, folder

@@ -26,37 +26,27 @@ import redis
 from api import create_app
 from api.config import TestConfig
 from api.extensions import db
-from tests.conftest import _libpq, empty_postgres
-from tests.services import REDIS_URL, celery_worker, gunicorn
+from tests.conftest import BATCH_BROKER, _libpq
+from tests.services import celery_worker, gunicorn
 from tests.tokens.conftest import make_account
 
-BROKER = REDIS_URL.rsplit("/", 1)[0] + "/14"  # a queue of its own, emptied per module
-ENV = {
-    "MODELS": "all-minilm-l6-v2,storyteller",
-    "RATE_LIMIT_DEFAULT": "10000/minute",
-    "CELERY_BROKER_URL": BROKER,
-    "BATCH_LEASE_S": "3",
-    "BATCH_RECOVER_S": "1",
-    "BATCH_SLICE_S": "2",
-}
+BROKER = BATCH_BROKER
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, postgres_database, redis_url):
+def stack(batch_stack):
+    """The session's batch server (tests/conftest.py), its queue emptied for this module."""
     redis.Redis.from_url(BROKER).flushdb()
-    tmp = tmp_path_factory.mktemp("batches")
-    env = {**ENV, "DATABASE_URL": postgres_database, "REDIS_URL": redis_url}
-    with gunicorn(env, tmp, workers=1) as base:
-        yield base, env, tmp
-    empty_postgres(postgres_database)
-    redis.Redis.from_url(BROKER).flushdb()
+    return batch_stack
 
 
 @pytest.fixture(scope="module")
-def users(stack, postgres_database):
-    app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=postgres_database))
-    owner = make_account(app, "batcher@example.org")
-    other = make_account(app, "stranger@example.org")
+def users(request, stack):
+    """This module's two users, in the batch server's own database."""
+    app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=stack[1]["DATABASE_URL"]))
+    module = request.module.__name__.rsplit(".", 1)[-1].replace("_", "-")
+    owner = make_account(app, f"batcher-{module}@example.org")
+    other = make_account(app, f"stranger-{module}@example.org")
     minted = {
         "owner": owner.mint("batches", scopes=["embed", "generate", "batch"]),
         "other": other.mint("other", scopes=["embed", "generate", "batch"]),
@@ -125,7 +115,7 @@ def usage_rows(database: str, trace_id: str) -> list[tuple]:
         ).fetchall()
 
 
-def test_embeddings_batch_with_the_openai_client(stack, users, postgres_database):
+def test_embeddings_batch_with_the_openai_client(stack, users):
     base, env, tmp = stack
     api = client(base, users["owner"]["token"])
     lines = embedding_lines(40)
@@ -165,7 +155,7 @@ def test_embeddings_batch_with_the_openai_client(stack, users, postgres_database
     assert error["custom_id"] == "bad" and error["response"]["status_code"] == 400
     assert error["response"]["body"]["error"]["param"] == "input"
 
-    rows = usage_rows(postgres_database, "batch-trace-embeddings")
+    rows = usage_rows(env["DATABASE_URL"], "batch-trace-embeddings")
     assert len(rows) == 41 and len({row[0] for row in rows}) == 41
     assert {row[1] for row in rows} == {users["owner"]["id"]}
     assert {row[2] for row in rows} == {"batch_embeddings"}
@@ -223,7 +213,7 @@ def test_cancel_keeps_finished_lines(stack, users):
         api.batches.cancel(batch_id)
 
 
-def test_worker_killed_mid_batch_another_finishes_it(stack, users, postgres_database):
+def test_worker_killed_mid_batch_another_finishes_it(stack, users):
     base, env, tmp = stack
     api = client(base, users["owner"]["token"])
     lines = embedding_lines(2500, prefix="toad")
@@ -252,7 +242,7 @@ def test_worker_killed_mid_batch_another_finishes_it(stack, users, postgres_data
     assert sorted(line["custom_id"] for line in output) == sorted(
         want["custom_id"] for want in lines
     )
-    rows = usage_rows(postgres_database, "batch-trace-killed")
+    rows = usage_rows(env["DATABASE_URL"], "batch-trace-killed")
     assert len(rows) == 2500 and len({row[0] for row in rows}) == 2500
 
 

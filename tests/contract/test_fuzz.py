@@ -1,6 +1,7 @@
 """The document is the API: schemathesis, every phase and every check, with each credential kind.
 
-A bounded profile (at most two minutes per credential kind); `make fuzz` runs the long one.
+A bounded profile (one pass of each phase over every operation, per credential kind);
+`make fuzz` runs the long one.
 """
 
 from __future__ import annotations

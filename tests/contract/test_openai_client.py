@@ -17,33 +17,24 @@ import pytest
 from api import create_app
 from api.config import TestConfig
 from api.extensions import db
-from tests.conftest import empty_postgres
-from tests.services import gunicorn
 from tests.tokens.conftest import make_account
 
-MODELS = "all-minilm-l6-v2,storyteller"
+
+@pytest.fixture(scope="module")
+def server(openai_server):
+    """The session's live server (tests/conftest.py), shared with the Responses modules."""
+    return openai_server[0]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, postgres_database, redis_url):
-    env = {
-        "DATABASE_URL": postgres_database,
-        "REDIS_URL": redis_url,
-        "MODELS": MODELS,
-        "RATE_LIMIT_DEFAULT": "10000/minute",
-    }
-    with gunicorn(env, tmp_path_factory.mktemp("openai"), workers=1) as base:
-        yield base
-    empty_postgres(postgres_database)  # the database is shared with the other tests
-
-
-@pytest.fixture(scope="module")
-def tokens(server, postgres_database):
-    """Three tokens of one user: every scope, embed only, and one limited to 2 calls in 3 s."""
+def tokens(request, openai_server):
+    """Three tokens of this module's own user: every scope, embed only, and one limited to
+    2 calls in 3 s."""
     app = create_app(
-        TestConfig(SQLALCHEMY_DATABASE_URI=postgres_database, TOKEN_CREATE_LIMIT="9/hour")
+        TestConfig(SQLALCHEMY_DATABASE_URI=openai_server[1], TOKEN_CREATE_LIMIT="9/hour")
     )
-    account = make_account(app, "openai@example.org")
+    module = request.module.__name__.rsplit(".", 1)[-1].replace("_", "-")
+    account = make_account(app, f"openai-{module}@example.org")
     minted = {
         "all": account.mint("all", scopes=["embed", "generate", "usage", "batch"]),
         "embed": account.mint("embed only", scopes=["embed"]),

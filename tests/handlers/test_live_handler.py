@@ -9,6 +9,7 @@ import time
 import uuid
 
 import pytest
+import redis
 import requests
 import torch
 from sqlalchemy import create_engine, text
@@ -16,6 +17,7 @@ from sqlalchemy import create_engine, text
 from api import create_app
 from api.config import TestConfig as AppTestConfig
 from api.extensions import db
+from tests.conftest import empty_postgres
 from tests.handlers import images
 from tests.services import gunicorn
 from tests.tokens.conftest import make_account
@@ -79,10 +81,14 @@ def write_model(folder):
     return handler
 
 
-@pytest.fixture
-def stack(tmp_path, live_database, redis_url, redis_db):
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, postgres_database, redis_url):
+    """One gunicorn for the module's three tests (their users' calls do not overlap)."""
+    tmp_path = tmp_path_factory.mktemp("live-handler")
+    flush = redis.Redis.from_url(redis_url).flushdb
+    flush()
     handler = write_model(tmp_path)
-    app = create_app(AppTestConfig(SQLALCHEMY_DATABASE_URI=live_database))
+    app = create_app(AppTestConfig(SQLALCHEMY_DATABASE_URI=postgres_database))
     main = make_account(app, "owner@example.org")
     tokens = {
         "good": main.mint(scopes=("predict", "usage"))["token"],
@@ -97,7 +103,7 @@ def stack(tmp_path, live_database, redis_url, redis_db):
         db.engine.dispose()
     tokens["small"] = small.mint(scopes=("predict",))["token"]
     env = {
-        "DATABASE_URL": live_database,
+        "DATABASE_URL": postgres_database,
         "REDIS_URL": redis_url,
         # The one configuration line; the second model is a streaming one (its own test).
         "MODELS": f"brightness=handler:{handler}:Brightness,{STREAMING}",
@@ -114,6 +120,8 @@ def stack(tmp_path, live_database, redis_url, redis_db):
                 break
             time.sleep(0.5)
         yield base, tokens, tmp_path / "app.log"
+    empty_postgres(postgres_database)  # the database is shared with the other tests
+    flush()
 
 
 def call(
@@ -142,7 +150,7 @@ def assert_field_error(response, status, field):
     return error
 
 
-def test_a_new_model_served_from_one_line(stack, live_database):
+def test_a_new_model_served_from_one_line(stack, postgres_database):
     base, tokens, log_file = stack
     trace = uuid.uuid4().hex
     light = call(
@@ -174,7 +182,7 @@ def test_a_new_model_served_from_one_line(stack, live_database):
         m["id"] for m in call(base, tokens["good"], method="GET", path="/v1/models").json()["data"]
     ]
 
-    engine = create_engine(live_database)
+    engine = create_engine(postgres_database)
     give_up = time.monotonic() + 15
     rows = []
     while time.monotonic() < give_up and not rows:

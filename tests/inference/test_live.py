@@ -8,19 +8,23 @@ from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
+import redis
 import requests
 
+from tests.conftest import empty_postgres
 from tests.services import gunicorn
 from tests.tokens.test_live import mint_token
 
 MODELS = "all-minilm-l6-v2,storyteller"
 
 
-@pytest.fixture
-def live(tmp_path, live_database, redis_url, redis_db):
-    token, _, _ = mint_token(live_database)
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, postgres_database, redis_url):
+    """One gunicorn for the module; each test signs up a user of its own (`live`)."""
+    flush = redis.Redis.from_url(redis_url).flushdb
+    flush()
     env = {
-        "DATABASE_URL": live_database,
+        "DATABASE_URL": postgres_database,
         "REDIS_URL": redis_url,
         "MODELS": MODELS,
         "RATE_LIMIT_DEFAULT": "10000/minute",
@@ -28,8 +32,16 @@ def live(tmp_path, live_database, redis_url, redis_db):
         "GUNICORN_THREADS": "32",
         "INFERENCE_PER_USER": "64",  # one user sends 32 at once here, to see them batched
     }
-    with gunicorn(env, tmp_path, workers=1) as base:
-        yield base, token
+    with gunicorn(env, tmp_path_factory.mktemp("live"), workers=1) as base:
+        yield base
+    empty_postgres(postgres_database)  # the database is shared with the other tests
+    flush()
+
+
+@pytest.fixture
+def live(server, postgres_database, request):
+    token, _, _ = mint_token(postgres_database, f"{request.node.name[:40]}@example.org")
+    return server, token
 
 
 def test_openai_client_embeds_and_streams_and_rejects_a_wrong_key(live):

@@ -1,7 +1,7 @@
 """The Responses API as the official `openai` client sees it, against live gunicorn.
 
-Shares the live server of tests/contract/test_openai_client.py (its `server` and
-`tokens` fixtures). The storyteller never writes an end token, so a response is cut by
+Shares the session's live server with tests/contract/test_openai_client.py (its `server`
+and `tokens` fixtures). The storyteller never writes an end token, so a response is cut by
 `max_output_tokens`: `incomplete` with that reason, as OpenAI's, and a stream ends
 with `response.incomplete` carrying the whole object.
 """
@@ -26,9 +26,9 @@ def api(server, tokens):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def stranger(server, postgres_database):  # noqa: F811
+def stranger(server, openai_server):  # noqa: F811
     """Another user's token, with every scope."""
-    app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=postgres_database))
+    app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=openai_server[1]))
     account = make_account(app, "stranger@example.org")
     token = account.mint("other", scopes=["generate"])["token"]
     with app.app_context():

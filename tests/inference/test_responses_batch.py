@@ -1,6 +1,7 @@
 """`/v1/responses` as a batch endpoint: lines answered by a real Celery worker.
 
-Uses the stack of tests/batches/test_worker.py (gunicorn, the Redis broker, PostgreSQL).
+Uses the stack of tests/batches/test_worker.py (gunicorn, the Redis broker, PostgreSQL),
+the session's one (tests/conftest.py), and users of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def line(custom_id: str, body: dict) -> dict:
     return {"custom_id": custom_id, "method": "POST", "url": "/v1/responses", "body": body}
 
 
-def test_a_responses_batch_completes_through_the_worker(stack, users, postgres_database):  # noqa: F811
+def test_a_responses_batch_completes_through_the_worker(stack, users):  # noqa: F811
     base, env, tmp = stack
     api = client(base, users["owner"]["token"])
     lines = [
@@ -60,7 +61,7 @@ def test_a_responses_batch_completes_through_the_worker(stack, users, postgres_d
     errors = {item["custom_id"]: item["response"] for item in read_jsonl(api, batch.error_file_id)}
     assert errors["tools"]["body"]["error"]["param"] == "tools"
     assert errors["chain"]["body"]["error"]["param"] == "previous_response_id"
-    rows = usage_rows(postgres_database, "batch-trace-responses")
+    rows = usage_rows(env["DATABASE_URL"], "batch-trace-responses")
     assert sorted((row[2], row[3]) for row in rows) == [
         ("batch_responses", 200),
         ("batch_responses", 200),

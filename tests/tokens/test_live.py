@@ -23,10 +23,12 @@ from tests.services import free_port, gunicorn
 from tests.tokens.conftest import make_account
 
 
-def mint_token(database_url: str) -> tuple[str, dict[str, str], int]:
+def mint_token(
+    database_url: str, email: str = "dev@example.org"
+) -> tuple[str, dict[str, str], int]:
     """Create a verified user with a token in the live database: (token, session headers, id)."""
     app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=database_url))
-    account = make_account(app)
+    account = make_account(app, email)
     created = account.mint()
     with app.app_context():
         db.engine.dispose()
