@@ -13,6 +13,7 @@ const created = await client.responses.create({
   model: 'storyteller',
   input: [{ role: 'user', content: 'Once upon a time' }],
   max_output_tokens: 5,
+  temperature: 0, // greedy: a sampled story may end within 5 tokens (completed, not incomplete)
 })
 
 const events = []
@@ -20,6 +21,7 @@ const stream = await client.responses.create({
   model: 'storyteller',
   input: 'A frog',
   max_output_tokens: 6,
+  temperature: 0,
   stream: true,
 })
 for await (const event of stream) events.push(event)
