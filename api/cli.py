@@ -1,8 +1,10 @@
-"""`flask` commands: `flask users create-admin EMAIL`, `flask write-openapi PATH`."""
+"""`flask` commands: `flask users create-admin EMAIL`, `flask users create-service NAME`,
+`flask write-openapi PATH`."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import click
@@ -40,6 +42,60 @@ def create_admin_command(email: str, password_stdin: bool) -> None:
         raise click.ClickException(error.message) from None
     kept = " (its password is unchanged)" if existing else ""
     click.echo(f"{user.email} is an administrator (id {user.id}){kept}.")
+
+
+SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+
+
+@users_cli.command("create-service")
+@click.argument("name")
+@click.option(
+    "--scopes",
+    default="predict",
+    show_default=True,
+    help="Comma-separated scopes of the new token (predict, embed, generate, usage, batch).",
+)
+@click.option(
+    "--rate-limit",
+    default="100000/minute",
+    show_default=True,
+    help="The account's rate limit: it carries every user of the hosts that call this one.",
+)
+def create_service_command(name: str, scopes: str, rate_limit: str) -> None:
+    """Mint an API token for the service account NAME, creating the account if there is none.
+
+    For another modelgate that calls this one (an API host calling a model host,
+    docs/deploy.md "Several machines"). The account cannot log in. The token goes to
+    stdout, alone on its line and once: it is stored only as a hash and never logged.
+    """
+    from limits import parse_many
+
+    from api.access.security import ALL_SCOPES
+    from api.admin.service import create_service_token
+
+    if not SERVICE_NAME.fullmatch(name):
+        raise click.ClickException(
+            "NAME is 1-40 of a-z, 0-9 and '-', starting with a letter or digit."
+        )
+    wanted = sorted({scope.strip() for scope in scopes.split(",") if scope.strip()})
+    unknown = set(wanted) - ALL_SCOPES
+    if not wanted or unknown:
+        raise click.ClickException(
+            f"Unknown or no scopes {sorted(unknown)}; choose from {', '.join(sorted(ALL_SCOPES))}."
+        )
+    try:
+        parse_many(rate_limit)
+    except ValueError:
+        raise click.ClickException(
+            f"Not a rate limit: {rate_limit!r} (e.g. 100000/minute)."
+        ) from None
+    user, token, secret = create_service_token(name, wanted, rate_limit)
+    click.echo(
+        f"Service account {user.email} (id {user.id}), token {token.id} {token.prefix}… "
+        f"with scopes {','.join(token.scopes)}; it is shown once, below.",
+        err=True,
+    )
+    click.echo(secret)
 
 
 def _read_new_password(from_stdin: bool) -> str:

@@ -13,8 +13,9 @@ Every connection checks the host's SSH key against the settings' `known_hosts` a
 refuses a host whose key is missing or different (deploy/remote.py).
 
 `deploy` builds the web app here once, then for every host: rsync the release, install its
-requirements, run the migrations as the service user (once per deploy, on the first host),
-take the host out of nginx's rotation and wait for the calls nginx sent it (the drain),
+requirements, run the migrations as the service user (once per deploy, on the first API
+host, and on each model host, whose database is its own), take an API host out of nginx's
+rotation and wait for the calls nginx sent it (the drain),
 switch `current` atomically (`ln -s` to a temporary name, then `mv -T`), restart through
 the service manager, wait for `/readyz`, mark the release as gone live, and put the host
 back. Hosts go one at a time, so the others answer meanwhile. If a host does not become
@@ -26,12 +27,18 @@ Only releases marked as gone live (`releases/<name>/.went-live`, written once th
 passed the readiness gate) are a rollback's target or count among the `keep` that pruning
 keeps. nginx's rotation is its upstreams file (`snippets/upstreams.conf`, rendered by
 deploy/nginx_site.py): a host marked `down` there, then `nginx -t` and a reload.
+
+A host with `role = "model"` (docs/deploy.md, "Several machines") serves handler models to
+the API hosts, which call it as an Open Inference Protocol upstream: it is deployed the
+same way but never drained through nginx, and `service-token` mints the API token the
+API hosts call it with.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import shlex
 import sys
 from datetime import UTC, datetime
@@ -56,9 +63,10 @@ from deploy.releases import (
     switch,
     upload,
 )
-from deploy.remote import as_root, open_connection
+from deploy.remote import as_root, as_service_user, open_connection
 from deploy.rotation import _RUN, probe, put_back, ready, take_out
 from deploy.settings import (
+    HostSettings,
     connect,
     host_settings,
     load_settings,
@@ -66,6 +74,8 @@ from deploy.settings import (
     service,
 )
 from deploy.templates import service_unit
+
+TOKEN_LINE = re.compile(r"mg_[0-9A-Za-z]+")
 
 
 @task
@@ -84,7 +94,9 @@ def deploy(c):
     manager = service(conn, host)
     lay_out(conn, host)
     upload(conn, host, release)
-    if not state.get("migrated"):
+    if not host.in_rotation:  # a model host: a database of its own, migrated with it
+        migrate(conn, host, release)
+    elif not state.get("migrated"):  # the API hosts share one: once, on the first of them
         migrate(conn, host, release)
         state["migrated"] = True
     adopt_serving(conn, host, previous)
@@ -169,7 +181,9 @@ def status(c):
         f"readyz {answer.stdout.strip() or 'no answer'}"
     )
     nginx = nginx_settings(settings)
-    if nginx is not None:
+    if not host.in_rotation:
+        line += ", a model host (in no nginx rotation)"
+    elif nginx is not None:
         proxy = open_connection(nginx.host, settings.get("ssh", {}), conn.user, conn.port)
         states = upstream_states(as_root(proxy, f"cat {nginx.upstreams}", hide=True).stdout)
         line += ", " + {True: "in nginx's rotation", False: "out of nginx's rotation"}.get(
@@ -182,17 +196,53 @@ def status(c):
 def drain(c):
     """Take this host out of nginx's rotation and wait for its calls (`fab undrain` undoes)."""
     conn = connect(c)
-    take_out(conn, host_settings(load_settings(), conn.host))
+    take_out(conn, _api_host(conn))
 
 
 @task
 def undrain(c):
     """Put this host back into nginx's rotation, if its /readyz answers."""
     conn = connect(c)
-    host = host_settings(load_settings(), conn.host)
+    host = _api_host(conn)
     if probe(conn, host) != "200":
         raise Exit(f"{conn.host}: /readyz does not answer 200; it stays out", 1)
     put_back(conn, host)
+
+
+def _api_host(conn: Connection) -> HostSettings:
+    host = host_settings(load_settings(), conn.host)
+    if not host.in_rotation:
+        raise Exit(f"{conn.host} is a model host: it is in no nginx rotation", 1)
+    return host
+
+
+@task
+def service_token(c, name="api", scopes="predict"):
+    """Mint an API token of the service account NAME on this host, printed once.
+
+    For the API hosts' env files, where `key_env` of their `upstream:oip:` entries names
+    it (docs/deploy.md, "Several machines"). Run in the current release as the service
+    user with the env file's values, like the migrations; the account is created at the
+    first call and reused after, each call a new token (revoke old ones by id).
+    """
+    conn = connect(c)
+    host = host_settings(load_settings(), conn.host)
+    made = as_service_user(
+        conn,
+        "env -u PROMETHEUS_MULTIPROC_DIR FLASK_APP=api:create_app .venv/bin/flask users "
+        f"create-service {shlex.quote(name)} --scopes {shlex.quote(scopes)}",
+        user=host.user,
+        env_file=host.env_file,
+        cwd=f"{host.root}/current",
+        hide=True,
+        warn=True,
+    )
+    # Only the token's line: without LOG_FILE the app's own log lines share stdout.
+    token = [line for line in made.stdout.splitlines() if TOKEN_LINE.fullmatch(line)]
+    if not made.ok or len(token) != 1:
+        raise Exit(f"{conn.host}: no token: {made.stderr.strip()[-2000:]}", 1)
+    said = [line for line in made.stderr.splitlines() if line.startswith("Service account")]
+    print(f"{conn.host}: {''.join(said[-1:])}\n{token[0]}")
 
 
 @task

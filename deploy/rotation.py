@@ -7,6 +7,7 @@ deploy/nginx_site.py): a host marked `down` there, then `nginx -t` and a reload.
 from __future__ import annotations
 
 import io
+import json
 import time
 
 from fabric import Connection
@@ -18,6 +19,7 @@ from deploy.settings import HostSettings, NginxSettings, load_settings, nginx_se
 
 _RUN: dict = {}  # one `fab -H a,b deploy` run: its release name, what it switched, if migrated
 LOG_LINES = 20  # of gunicorn's log, when a release does not become ready
+MODELS_KEY = "models"  # /readyz's handler models, by id
 
 
 # --- readiness ----------------------------------------------------------------------------
@@ -34,26 +36,49 @@ def probe(conn: Connection, host: HostSettings) -> str:
     return "" if status == "000" else status  # curl's 000: no answer
 
 
+def handler_states(conn: Connection, host: HostSettings) -> tuple[dict, dict]:
+    """On a model host: (the handler models still loading, those that failed), by /readyz."""
+    if host.in_rotation:
+        return {}, {}
+    answer = conn.run(f"curl -s --max-time 5 http://{host.bind}/readyz", warn=True, hide=True)
+    try:
+        states = json.loads(answer.stdout).get(MODELS_KEY, {})
+    except ValueError:
+        return {"/readyz": "no JSON"}, {}
+    failed = {name: state for name, state in states.items() if state.startswith("failed")}
+    loading = {
+        name: state for name, state in states.items() if state != "ready" and name not in failed
+    }
+    return loading, failed
+
+
 def ready(conn: Connection, host: HostSettings, manager: Systemd | Process) -> tuple[bool, str]:
     """Wait for the host's /readyz to answer 200: (True, "") or (False, why).
 
     A worker accepts calls only once it has loaded the models (gunicorn.conf.py's
     post_worker_init runs first), so a 200 means the host can answer them. The wait ends
     as soon as gunicorn has exited: a release that cannot boot is not given the whole
-    `ready_timeout_s`.
+    `ready_timeout_s`. A model host, there for its handler models, is ready once every
+    one of them is: /readyz answers 200 while they load, and a model that fails to load
+    fails the release.
     """
     started = time.monotonic()
     while True:
         answer = probe(conn, host)
         waited = time.monotonic() - started
-        if answer == "200":
+        loading, failed = ({}, {}) if answer != "200" else handler_states(conn, host)
+        if failed:
+            why = f"its models failed to load: {failed}"
+            break
+        if answer == "200" and not loading:
             print(f"{conn.host}: /readyz answered 200 after {waited:.0f} s")
             return True, ""
         if manager.gone():
             why = f"gunicorn exited after {waited:.0f} s"
             break
         if waited >= host.ready_timeout_s:
-            why = f"/readyz answered {answer or 'nothing'} for {host.ready_timeout_s:.0f} s"
+            still = f" with models {loading}" if loading else ""
+            why = f"/readyz answered {answer or 'nothing'}{still} for {host.ready_timeout_s:.0f} s"
             break
         time.sleep(0.5)
     return False, f"{why}; the end of its log:\n{manager.log_tail(LOG_LINES)}"
@@ -95,8 +120,11 @@ def take_out(conn: Connection, host: HostSettings) -> None:
     """Stop nginx sending calls to this host, then wait for those it sent (the drain).
 
     Without `[nginx]` in the settings, nothing tells nginx: the host goes down as it is, a
-    settle time after the last one came back.
+    settle time after the last one came back. A model host is in no rotation: the API
+    hosts' breaker and retries cover its restart (docs/deploy.md, "Several machines").
     """
+    if not host.in_rotation:
+        return
     nginx = nginx_settings(load_settings())
     if nginx is None:
         if not _RUN.get("warned"):
@@ -131,7 +159,9 @@ def wait_idle(conn: Connection, host: HostSettings, timeout_s: float) -> None:
 
 
 def put_back(conn: Connection, host: HostSettings) -> None:
-    """Let nginx send calls to this host again (it answers /readyz)."""
+    """Let nginx send calls to this host again (it answers /readyz); not a model host."""
+    if not host.in_rotation:
+        return
     nginx = nginx_settings(load_settings())
     if nginx is None:
         _RUN["ready_at"] = time.monotonic()

@@ -35,6 +35,12 @@ class HostSettings:
     keep: int
     ready_timeout_s: float
     settle_s: float  # without [nginx]: between one host ready and the next going down
+    role: str = "api"  # "model": reached by the API hosts only, never in nginx's rotation
+
+    @property
+    def in_rotation(self) -> bool:
+        """Whether nginx sends this host calls (an API host) or the API hosts do (a model host)."""
+        return self.role == "api"
 
 
 @dataclass(frozen=True)
@@ -61,8 +67,14 @@ def load_settings() -> dict:
         return tomllib.load(file)
 
 
+ROLES = ("api", "model")
+
+
 def host_settings(settings: dict, host: str) -> HostSettings:
     merged = {**settings.get("defaults", {}), **settings.get("hosts", {}).get(host, {})}
+    role = merged.get("role", "api")
+    if role not in ROLES:
+        raise Exit(f'{host}: role = "{role}" in the deploy settings; it is "api" or "model"')
     return HostSettings(
         root=merged["root"],
         user=merged.get("service_user", settings.get("provision", {}).get("user", "modelgate")),
@@ -75,6 +87,7 @@ def host_settings(settings: dict, host: str) -> HostSettings:
         keep=int(merged.get("keep", 5)),
         ready_timeout_s=float(merged.get("ready_timeout_s", 120)),
         settle_s=float(merged.get("settle_s", FAIL_TIMEOUT_S + 1)),
+        role=role,
     )
 
 

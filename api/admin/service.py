@@ -1,4 +1,4 @@
-"""Admin logic: find users, change roles, disable and enable accounts."""
+"""Admin logic: find users, change roles, disable and enable accounts, service accounts."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from api.db_types import utcnow
 from api.edge.errors import Conflict, NotFound, ValidationFailed
 from api.extensions import db
 from api.tokens.cache import bump_auth_epoch
+from api.tokens.models import ApiToken
+from api.tokens.service import create_token
 
 ENABLED_ADMINS = select(User.id).where(User.role == "admin", User.disabled_at.is_(None))
 
@@ -122,3 +124,31 @@ def create_admin(email: str, password: str | None = None) -> User:
     db.session.commit()
     bump_auth_epoch()  # a running server sees the new role at once
     return user
+
+
+SERVICE_DOMAIN = "service.invalid"  # RFC 2606: no mail is ever delivered there
+LOCKED_HASH = "!"  # not an argon2 hash: no password verifies against it, so no login
+
+
+def create_service_token(
+    name: str, scopes: list[str], rate_limit: str
+) -> tuple[User, ApiToken, str]:
+    """A new API token for the service account `name`, created (or reused) for the CLI.
+
+    A service account is another modelgate that calls this one (an API host calling a
+    model host): it cannot log in (no password verifies, and no reset mail reaches its
+    `.invalid` address), and its calls are held to `rate_limit`, not RATE_LIMIT_DEFAULT,
+    since they are many users' calls. The token never expires; revoke it with the account.
+    """
+    email = f"{name}@{SERVICE_DOMAIN}"
+    user = find_user_by_email(email)
+    if user is None:
+        user = User(email=email, name=f"service: {name}", password_hash=LOCKED_HASH)
+        db.session.add(user)
+    user.rate_limit = rate_limit
+    user.disabled_at = None
+    db.session.flush()
+    client = Client(ip=None, user_agent="flask users create-service")
+    token, secret = create_token(user, f"service {name}", scopes, None, client)
+    bump_auth_epoch()  # a running server holds the account to its new limit at once
+    return user, token, secret

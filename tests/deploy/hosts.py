@@ -82,16 +82,26 @@ def known_hosts_line(host: str, port: int, public_key: Path) -> str:
     return f"[{host}]:{port} {' '.join(public_key.read_text().split()[:2])}\n"
 
 
-def write_env(path: Path, *, database: str, bind: str, root: Path, models: str = "") -> None:
+def write_env(
+    path: Path,
+    *,
+    database: str,
+    bind: str,
+    root: Path,
+    models: str = "",
+    redis: str = "redis://127.0.0.1:6379/0",
+    extra: str = "",
+) -> None:
     """The app's settings on one host: root-only, as `fab provision` leaves /etc/modelgate/env.
 
     The app logs to `LOG_FILE`, named here as docs/deploy.md says (`fab logs` reads it).
+    `extra` is more `NAME=value` lines.
     """
     path.write_text(
-        f"DATABASE_URL={database}\nREDIS_URL=redis://127.0.0.1:6379/0\nMODELS={models}\n"
+        f'DATABASE_URL={database}\nREDIS_URL={redis}\nMODELS="{models}"\n'
         f"GUNICORN_BIND={bind}\nGUNICORN_WORKERS=2\nMODELGATE_ENV=development\n"
         f"SECRET_KEY={'s' * 40}\nJWT_SECRET_KEY={'j' * 40}\nTRUSTED_PROXIES=1\n"
-        f"RATE_LIMIT_DEFAULT=100000/minute\nLOG_FILE={log_file(root)}\n"
+        f"RATE_LIMIT_DEFAULT=100000/minute\nLOG_FILE={log_file(root)}\n{extra}"
     )
     path.chmod(0o600)
 
