@@ -29,7 +29,7 @@ def test_an_upstream_entry_is_an_embedding_model_with_its_replicas(monkeypatch):
     assert config.replicas == ("http://127.0.0.1:7997/v1", "http://127.0.0.1:7998/v1")
     assert config.model == "all-MiniLM-L6-v2"
     assert (config.timeout_s, config.key_env) == (10.0, "INFINITY_KEY")
-    assert (config.concurrency, config.max_batch) == (2, 32)  # the merging defaults
+    assert (config.concurrency, config.max_batch) == (1, 32)  # the merging defaults
     merged = parse_upstream("up", "openai:http://h/v1 concurrency=1 max_batch=8")
     assert (merged.concurrency, merged.max_batch) == (1, 8)
 

@@ -74,7 +74,10 @@ def upstream_model(
         return UpstreamChatModel(config), None
     model = UpstreamEmbeddingModel(config)
     return model, UpstreamBatcher(
-        model, max_queue, concurrency=config.concurrency, max_batch=config.max_batch
+        model,
+        max_queue,
+        concurrency=config.concurrency * len(config.replicas),
+        max_batch=config.max_batch,
     )
 
 

@@ -13,8 +13,8 @@ before sending), `max_input` (with `tokenizer`: tokens a text may take, default 
 `breaker_failures` (consecutive failures that open a replica's breaker, default 3),
 `breaker_cooldown_s` (how long it stays open before one trial call, default 10),
 `task` (`embedding`, the default, or `text-generation`: chat and completions); for
-embeddings, `concurrency` (POSTs in flight from one worker, default 2: further
-concurrent calls wait and are merged into one POST) and `max_batch` (texts a merged
+embeddings, `concurrency` (POSTs in flight from one worker per replica, default 1:
+further concurrent calls wait and are merged into one POST) and `max_batch` (texts a merged
 POST may carry, default 32).
 Only parsing here: nothing is contacted and the key is read when the model is built.
 """
@@ -56,7 +56,7 @@ class UpstreamConfig:
     breaker_failures: int = 3
     breaker_cooldown_s: float = 10.0
     task: str = "embedding"
-    concurrency: int = 2  # embedding POSTs in flight from one worker; more calls are merged
+    concurrency: int = 1  # embedding POSTs in flight per worker and replica; more are merged
     max_batch: int = 32  # texts one merged embedding POST may carry
 
     def api_key(self) -> str | None:
@@ -122,7 +122,7 @@ def parse_upstream(model_id: str, target: str) -> UpstreamConfig:
             breaker_failures=int(settings.get("breaker_failures", 3)),
             breaker_cooldown_s=float(settings.get("breaker_cooldown_s", 10.0)),
             task=settings.get("task", "embedding"),
-            concurrency=int(settings.get("concurrency", 2)),
+            concurrency=int(settings.get("concurrency", 1)),
             max_batch=int(settings.get("max_batch", 32)),
         )
     except ValueError as error:

@@ -88,7 +88,8 @@ class UpstreamBatcher:
     """Stands for the model's `MicroBatcher`: concurrent calls share one upstream POST.
 
     A call goes out at once, in its own thread, while fewer than `concurrency` POSTs
-    of this model are in flight from this worker (so a lone caller never waits);
+    of this model are in flight from this worker (the `concurrency` setting times the
+    replicas), so a lone caller never waits;
     otherwise it waits, and the first waiting caller to get a free place sends its own
     texts together with those of the calls waiting before it, up to `max_batch` texts
     (a call of more texts goes alone), in one `POST {base}/embeddings`. Each call gets
