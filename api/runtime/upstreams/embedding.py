@@ -2,10 +2,11 @@
 
 `UpstreamEmbeddingModel` answers what the inference service asks of a model (its id,
 window, `count_tokens`, its `/v1/models` info); `UpstreamBatcher.run` sends the texts
-to the upstream in one `POST {base}/embeddings` and returns a vector and a token count
-per text. Token counts: the upstream's `usage.prompt_tokens` when it gives one (split
-across the texts in proportion to their local counts, or their lengths, so the sum is
-exact), else counted here with the configured tokenizer, else 0 (docs/upstreams.md).
+to the upstream in one `POST {base}/embeddings`, shared with the calls that wait while
+the worker's POSTs are busy, and returns a vector and a token count per text. Token
+counts: the upstream's `usage.prompt_tokens` when it gives one (split across the POST's
+texts in proportion to their local counts, or their lengths, so the sum is exact), else
+counted here with the configured tokenizer, else 0 (docs/upstreams.md).
 """
 
 from __future__ import annotations
