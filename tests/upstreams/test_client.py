@@ -105,8 +105,9 @@ def test_no_answer_within_timeout_s_is_a_504_and_not_retried():
 @contextlib.contextmanager
 def embedder(hold: threading.Event | None = None) -> Iterator[tuple[str, list[list[str]]]]:
     """An embeddings server: [len(text), index] per input, usage = total characters; a
-    400 for a batch with an input starting "bad", a 500 for one starting "fail". It
-    holds each request until `hold` is set. Yields its base URL and the inputs it got."""
+    400 for a batch with an input holding "bad", a 500 for one starting "fail", 0.6 s
+    more for one starting "slow". It holds each request until `hold` is set. Yields its
+    base URL and the inputs it got."""
     seen: list[list[str]] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -115,6 +116,8 @@ def embedder(hold: threading.Event | None = None) -> Iterator[tuple[str, list[li
             seen.append(texts)
             if hold is not None:
                 hold.wait(5)
+            if any(text.startswith("slow") for text in texts):
+                time.sleep(0.6)
             status, body = (
                 200,
                 {
@@ -124,7 +127,7 @@ def embedder(hold: threading.Event | None = None) -> Iterator[tuple[str, list[li
                     "usage": {"prompt_tokens": sum(len(text) for text in texts)},
                 },
             )
-            if any(text.startswith("bad") for text in texts):
+            if any("bad" in text for text in texts):
                 status, body = 400, {"error": {"message": "bad input"}}
             if any(text.startswith("fail") for text in texts):
                 status, body = 500, {"error": {"message": "engine crashed"}}
@@ -259,3 +262,34 @@ def test_a_call_waiting_past_its_deadline_leaves_with_a_504():
         hold.set()
         first.join(5)
     assert seen == [["a"]]
+
+
+def test_a_refused_merged_post_is_not_sent_again_for_a_caller_who_left():
+    hold = threading.Event()
+    with embedder(hold) as (base, seen):
+        sender = batcher(base)
+        outcomes: dict[str, object] = {}
+
+        def call(text: str, seconds: float) -> None:
+            try:
+                outcomes[text] = sender.run([text], deadline=time.monotonic() + seconds)
+            except Exception as error:
+                outcomes[text] = error
+
+        threads = [threading.Thread(target=call, args=("a", 5))]
+        threads[0].start()
+        until(lambda: len(seen) == 1)
+        threads += [
+            threading.Thread(target=call, args=("slow bad", 0.4)),
+            threading.Thread(target=call, args=("fine", 5)),
+        ]
+        for thread in threads[1:]:
+            thread.start()
+        until(lambda: len(sender._waiting) == 2)
+        hold.set()  # the merged POST takes 0.6 s: "slow bad" leaves at 0.4, then the 400
+        for thread in threads:
+            thread.join(10)
+        assert sorted(map(sorted, seen[1:])) == [["fine"], ["fine", "slow bad"]]
+        assert not sender._waiting and sender._in_flight == 0
+    assert isinstance(outcomes["slow bad"], DeadlineExceeded)
+    assert outcomes["fine"] == [([4.0, 0.0], 4)]

@@ -80,6 +80,7 @@ class _Call:
     deadline: float
     trace_id: str | None
     alone: bool = False  # sent by itself (a merged POST the upstream refused)
+    left: bool = False  # its caller gave up waiting (its deadline passed)
     done: bool = False
     results: list[EmbeddedText] | None = None
     error: BaseException | None = None
@@ -90,14 +91,14 @@ class UpstreamBatcher:
 
     A call goes out at once, in its own thread, while fewer than `concurrency` POSTs
     of this model are in flight from this worker (the `concurrency` setting times the
-    replicas), so a lone caller never waits;
-    otherwise it waits, and the first waiting caller to get a free place sends its own
-    texts together with those of the calls waiting before it, up to `max_batch` texts
-    (a call of more texts goes alone), in one `POST {base}/embeddings`. Each call gets
-    its own vectors and token counts back; a failure of that POST is every one of its
-    calls' error, with the client's retry rules unchanged (a POST that may have run is
-    not repeated). When the upstream refuses a merged POST (4xx: nothing ran), each of
-    its calls is sent again by itself, so that only the faulty input is refused.
+    replicas), so a lone caller never waits; otherwise it waits, and the first waiting
+    caller to get a free place sends its own texts together with those of the calls
+    waiting before it, up to `max_batch` texts (a call of more texts goes alone), in
+    one `POST {base}/embeddings`. Each call gets its own vectors and token counts back;
+    a failure of that POST is every one of its calls' error, with the client's retry
+    rules unchanged (a POST that may have run is not repeated). When the upstream
+    refuses a merged POST (4xx: nothing ran), each of its calls whose caller still
+    waits is sent again by itself, so that only the faulty input is refused.
     """
 
     def __init__(
@@ -124,6 +125,7 @@ class UpstreamBatcher:
                 while batch is None and not call.done:
                     remaining = call.deadline - time.monotonic()
                     if remaining <= 0:
+                        call.left = True
                         if call in self._waiting:
                             self._waiting.remove(call)
                         raise DeadlineExceeded()  # in flight: its answer is dropped
@@ -134,7 +136,9 @@ class UpstreamBatcher:
                     raise call.error
                 assert call.results is not None
                 return call.results
-            self._send(batch, deadline=call.deadline)
+            # The POST may take until the latest deadline of its calls (they differ by when
+            # they arrived): a call with an earlier one leaves at its own, unless it sends.
+            self._send(batch, deadline=max(other.deadline for other in batch))
 
     def _take(self, call: _Call) -> list[_Call] | None:
         """With the lock held: the calls `call`'s thread is to send now (`call` first), or
@@ -145,7 +149,9 @@ class UpstreamBatcher:
         batch, size = [call], len(call.texts)
         if not call.alone:
             for other in list(self._waiting):
-                if other.alone or size + len(other.texts) > self.max_batch:
+                if other.alone:
+                    continue  # its own thread sends it
+                if size + len(other.texts) > self.max_batch:
                     break
                 self._waiting.remove(other)
                 batch.append(other)
@@ -164,8 +170,9 @@ class UpstreamBatcher:
                 with self._condition:
                     self._in_flight -= 1
                     for call in reversed(batch):
-                        call.alone = True
-                        self._waiting.appendleft(call)
+                        if not call.left:  # a caller who left sends nothing again
+                            call.alone = True
+                            self._waiting.appendleft(call)
                     self._condition.notify_all()
                 return
             outcome = error
