@@ -11,7 +11,11 @@ Infinity's throughput at 32 connections, and <= 2 ms added to the p50 at one.
 A reference row (`--local`, on by default) runs the same load against modelgate's own
 local all-minilm-l6-v2 (its model server) in the same gunicorn.
 
-    python bench/upstream.py [--seconds 10] [--rounds 2] [--no-local] [--threads 8]
+`--alt "concurrency=64"` adds a second upstream model to the same gunicorn, the same
+Infinity with those settings added (here: no merging of concurrent calls), and its rows
+in the same alternating rounds: an A/B of upstream settings under the same noise.
+
+    python bench/upstream.py [--seconds 10] [--rounds 2] [--no-local] [--threads 8] [--alt S]
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ request = function()
 end
 """
 UPSTREAM_ID = "mini-up"
+ALT_ID = "mini-alt"
 LOCAL_ID = "all-minilm-l6-v2"
 GOALS = {"throughput ratio, 32 connections": ("≥", 0.85), "p50 added ms, 1 connection": ("≤", 2.0)}
 
@@ -49,10 +54,21 @@ def script(key: str, model: str) -> str:
     return SCRIPT % {"key": key, "model": model, "sentence": SENTENCE}
 
 
-def serve(database: str, tmp: str, infinity_base: str, key: str, local: bool, threads: int = 8):
+def serve(
+    database: str,
+    tmp: str,
+    infinity_base: str,
+    key: str,
+    local: bool,
+    threads: int = 8,
+    alt: str | None = None,
+):
     from tests.upstreams.engines import SERVED_NAME
 
-    upstream = f"{UPSTREAM_ID}=upstream:openai:{infinity_base} model={SERVED_NAME} key_env=INF_KEY"
+    settings = f"upstream:openai:{infinity_base} model={SERVED_NAME} key_env=INF_KEY"
+    upstream = f"{UPSTREAM_ID}={settings}"
+    if alt is not None:
+        upstream += f",{ALT_ID}={settings} {alt}"
     env = {
         "DATABASE_URL": database,
         "REDIS_URL": REDIS_URL,
@@ -72,6 +88,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--local", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--threads", type=int, default=8, help="GUNICORN_THREADS per worker")
+    parser.add_argument("--alt", help="settings of a second upstream model to compare")
     args = parser.parse_args()
     from tests.upstreams.engines import SERVED_NAME, VENV, infinity
 
@@ -83,7 +100,7 @@ def main() -> int:
         bench_database() as (database, token),
         tempfile.TemporaryDirectory() as tmp,
         infinity(Path(tmp), key, replicas=1) as replicas,
-        serve(database, tmp, replicas[0][0], key, args.local, args.threads) as base,
+        serve(database, tmp, replicas[0][0], key, args.local, args.threads, args.alt) as base,
     ):
         direct_url, gate_url = f"{replicas[0][0]}/embeddings", f"{base}/v1/embeddings"
         direct, gate = script(key, SERVED_NAME), script(token, UPSTREAM_ID)
@@ -93,6 +110,10 @@ def main() -> int:
             "infinity1": lambda: wrk(direct_url, connections=1, seconds=seconds, script=direct),
             "gate1": lambda: wrk(gate_url, connections=1, seconds=seconds, script=gate),
         }
+        if args.alt is not None:
+            alt = script(token, ALT_ID)
+            loads["alt32"] = lambda: wrk(gate_url, connections=32, seconds=seconds, script=alt)
+            loads["alt1"] = lambda: wrk(gate_url, connections=1, seconds=seconds, script=alt)
         if args.local:
             local = script(token, LOCAL_ID)
             loads["local32"] = lambda: wrk(gate_url, connections=32, seconds=seconds, script=local)
@@ -101,9 +122,11 @@ def main() -> int:
     names = {
         "infinity32": "Infinity directly, 32 connections",
         "gate32": "Infinity through modelgate, 32 connections",
+        "alt32": f"through modelgate, {args.alt}, 32 connections",
         "local32": "modelgate's local model (reference), 32 connections",
         "infinity1": "Infinity directly, 1 connection",
         "gate1": "Infinity through modelgate, 1 connection",
+        "alt1": f"through modelgate, {args.alt}, 1 connection",
         "local1": "modelgate's local model (reference), 1 connection",
     }
     rows: list[tuple[str, Load]] = [(names[k], figures[k]) for k in names if k in figures]
@@ -125,6 +148,10 @@ def main() -> int:
         met &= ok
         print(f"{name:<36} {value:>8.2f}  {sign} {goal}  {'met' if ok else 'NOT MET'}")
     errors = sum(load.errors for _, load in rows)
+    if args.alt is not None:
+        ratio = figures["alt32"].rps / figures["infinity32"].rps
+        added = figures["alt1"].p50_ms - figures["infinity1"].p50_ms
+        print(f"with {args.alt}: throughput ratio {ratio:.2f}, p50 added {added:.2f} ms")
     print(f"\nerrors: {errors}; every goal {'met' if met else 'NOT met'}")
     return 0 if met and errors == 0 else 1
 

@@ -29,6 +29,9 @@ def test_an_upstream_entry_is_an_embedding_model_with_its_replicas(monkeypatch):
     assert config.replicas == ("http://127.0.0.1:7997/v1", "http://127.0.0.1:7998/v1")
     assert config.model == "all-MiniLM-L6-v2"
     assert (config.timeout_s, config.key_env) == (10.0, "INFINITY_KEY")
+    assert (config.concurrency, config.max_batch) == (1, 32)  # the merging defaults
+    merged = parse_upstream("up", "openai:http://h/v1 concurrency=1 max_batch=8")
+    assert (merged.concurrency, merged.max_batch) == (1, 8)
 
 
 def test_a_text_generation_upstream_is_a_text_generation_model():
@@ -63,6 +66,8 @@ def test_a_chat_request_goes_upstream_with_only_what_was_given():
         ("up=upstream:openai:http://h/v1 timeout_s=0", "timeout_s must be > 0"),
         ("up=upstream:openai:http://h/v1 tokenizer=relative", "absolute path"),
         ("up=upstream:openai:http://h/v1 task=handler", "task must be one of embedding"),
+        ("up=upstream:openai:http://h/v1 concurrency=0", "concurrency and max_batch must be"),
+        ("up=upstream:openai:http://h/v1 max_batch=0", "concurrency and max_batch must be"),
     ],
 )
 def test_a_wrong_entry_stops_the_start_naming_the_model(entry, says):

@@ -41,6 +41,7 @@ def stack(tmp_path, live_database, redis_url, redis_db):
             "INFINITY_KEY": KEY,
             "RATE_LIMIT_DEFAULT": "100000/minute",
             "EMBEDDING_CACHE_TTL_S": "0",  # every call goes upstream
+            "INFERENCE_PER_USER": "32",  # one token's calls at once, to be merged
             "GUNICORN_THREADS": "8",
         }
         with gunicorn(env, tmp_path, workers=2) as base:
@@ -163,3 +164,42 @@ def test_killing_a_replica_under_load_fails_only_its_calls_in_flight(stack, live
 
     states = requests.get(f"{base}/readyz", timeout=10).json()["upstreams"]["mini-up"]
     assert states[victim_url] != "ok" and states[replicas[1][0]] == "ok"
+
+
+def test_concurrent_calls_share_posts_and_each_gets_its_own_vector_and_tokens(stack, live_database):
+    base, token, replicas, tmp_path = stack
+    texts = [f"Sentence number {n} of a merged batch{'!' * n}" for n in range(24)]
+    direct = requests.post(
+        f"{replicas[0][0]}/embeddings",
+        json={"model": SERVED_NAME, "input": texts},
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=30,
+    ).json()
+    expected = {item["index"]: item["embedding"] for item in direct["data"]}
+    assert direct["usage"]["prompt_tokens"] == sum(len(text) for text in texts)  # characters
+    answers: dict[int, dict] = {}
+    start = threading.Barrier(len(texts))
+
+    def call(n: int) -> None:
+        start.wait()
+        answers[n] = requests.post(
+            f"{base}/v1/embeddings",
+            json={"model": "mini-up", "input": texts[n]},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        ).json()
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(len(texts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for n, text in enumerate(texts):
+        (item,) = answers[n]["data"]
+        assert max(abs(a - b) for a, b in zip(item["embedding"], expected[n], strict=True)) < 1e-5
+        # Infinity counts characters: a call's share of a merged POST is exactly its own.
+        assert answers[n]["usage"]["prompt_tokens"] == len(text)
+    # 24 calls at once, at most 2 POSTs in flight per worker (1 per replica): some shared one.
+    assert "upstream embedding batch" in (tmp_path / "app.log").read_text()
+    rows = _wait_for_rows(live_database, len(texts))
+    assert sorted(tokens for _, _, tokens, _ in rows) == sorted(len(text) for text in texts)

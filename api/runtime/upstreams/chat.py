@@ -73,7 +73,12 @@ def upstream_model(
     if config.task == "text-generation":
         return UpstreamChatModel(config), None
     model = UpstreamEmbeddingModel(config)
-    return model, UpstreamBatcher(model, max_queue)
+    return model, UpstreamBatcher(
+        model,
+        max_queue,
+        concurrency=config.concurrency * len(config.replicas),
+        max_batch=config.max_batch,
+    )
 
 
 def _clean(value: Any) -> Any:

@@ -12,7 +12,10 @@ count tokens here when the upstream gives no `usage`, and refuse over-long input
 before sending), `max_input` (with `tokenizer`: tokens a text may take, default 512),
 `breaker_failures` (consecutive failures that open a replica's breaker, default 3),
 `breaker_cooldown_s` (how long it stays open before one trial call, default 10),
-`task` (`embedding`, the default, or `text-generation`: chat and completions).
+`task` (`embedding`, the default, or `text-generation`: chat and completions); for
+embeddings, `concurrency` (POSTs in flight from one worker per replica, default 1:
+further concurrent calls wait and are merged into one POST) and `max_batch` (texts a merged
+POST may carry, default 32).
 Only parsing here: nothing is contacted and the key is read when the model is built.
 """
 
@@ -35,6 +38,8 @@ _SETTINGS = {
     "max_input",
     "breaker_failures",
     "breaker_cooldown_s",
+    "concurrency",
+    "max_batch",
 }
 
 
@@ -51,6 +56,8 @@ class UpstreamConfig:
     breaker_failures: int = 3
     breaker_cooldown_s: float = 10.0
     task: str = "embedding"
+    concurrency: int = 1  # embedding POSTs in flight per worker and replica; more are merged
+    max_batch: int = 32  # texts one merged embedding POST may carry
 
     def api_key(self) -> str | None:
         """The upstream's key from the environment (None when no `key_env`)."""
@@ -115,6 +122,8 @@ def parse_upstream(model_id: str, target: str) -> UpstreamConfig:
             breaker_failures=int(settings.get("breaker_failures", 3)),
             breaker_cooldown_s=float(settings.get("breaker_cooldown_s", 10.0)),
             task=settings.get("task", "embedding"),
+            concurrency=int(settings.get("concurrency", 1)),
+            max_batch=int(settings.get("max_batch", 32)),
         )
     except ValueError as error:
         raise ConfigError(f"{where}: {error}") from None
@@ -122,6 +131,8 @@ def parse_upstream(model_id: str, target: str) -> UpstreamConfig:
         raise ConfigError(
             f"{where}: timeout_s must be > 0, breaker_failures >= 1, breaker_cooldown_s >= 0"
         )
+    if config.concurrency < 1 or config.max_batch < 1:
+        raise ConfigError(f"{where}: concurrency and max_batch must be 1 or more")
     if config.task not in UPSTREAM_TASKS:
         raise ConfigError(f"{where}: task must be one of {', '.join(UPSTREAM_TASKS)}")
     named = config.tokenizer not in ("", "all-minilm-l6-v2")
