@@ -226,7 +226,7 @@ def main() -> int:
         met &= ok
         print(f"{name:<32} {value:>8.2f}  {sign} {goal}  {'met' if ok else 'NOT MET'}")
     errors = sum(load.errors for _, load in rows)
-    print(f"\nerrors: {errors}; every goal {'met' if met else 'NOT met'}")
+    print(f"\nerrors: {errors}; {'every goal met' if met else 'a goal is NOT met'}")
     return 0 if met and errors == 0 else 1
 
 

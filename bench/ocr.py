@@ -253,7 +253,7 @@ def main() -> int:
         met &= ok
         print(f"{name:<34} {value:>7.2f}  {sign} {goal}  {'met' if ok else 'NOT MET'}")
     errors = sum(run.errors for run in runs.values())
-    print(f"\nerrors: {errors}; every goal {'met' if met else 'NOT met'}")
+    print(f"\nerrors: {errors}; {'every goal met' if met else 'a goal is NOT met'}")
     return 0 if met and errors == 0 else 1
 
 
