@@ -24,7 +24,6 @@ import os
 import signal
 import socket
 import socketserver
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -256,4 +255,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from api.process.ending import exit_now
+
+    exit_now(main())  # skips torch's ~3 s teardown (api/process/ending.py)

@@ -288,4 +288,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from api.process.ending import exit_now
+
+    exit_now(main())  # skips torch's ~3 s teardown (api/process/ending.py)
