@@ -145,6 +145,7 @@ def create_service_token(
     if user is None:
         user = User(email=email, name=f"service: {name}", password_hash=LOCKED_HASH)
         db.session.add(user)
+    user.password_hash = LOCKED_HASH  # an account of that address made another way: locked too
     user.rate_limit = rate_limit
     user.disabled_at = None
     db.session.flush()

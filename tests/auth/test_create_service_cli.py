@@ -42,3 +42,18 @@ def test_a_bad_name_scope_or_limit_is_refused_before_anything_is_made(app):
         assert result.exit_code != 0 and "mg_" not in result.output, result.output
     with app.app_context():
         assert db.session.scalar(select(User).where(User.email == "api@service.invalid")) is None
+
+
+def test_an_existing_account_of_that_address_is_locked_when_it_becomes_the_service(app):
+    from api.auth.passwords import hash_password
+
+    with app.app_context():
+        db.session.add(
+            User(email="api@service.invalid", name="x", password_hash=hash_password("pw-12345678a"))
+        )
+        db.session.commit()
+    assert _create(app, "api").exit_code == 0
+    login = app.test_client().post(
+        "/v1/auth/login", json={"email": "api@service.invalid", "password": "pw-12345678a"}
+    )
+    assert login.status_code in (400, 401), login.get_json()
