@@ -25,37 +25,50 @@ from tests.services import free_port
 GOOD = {"data": [{"index": 0, "embedding": [0.5, 0.25]}], "usage": {"prompt_tokens": 3}}
 
 
+class JSONHandler(BaseHTTPRequestHandler):
+    """Answers with `reply(status, body)` as JSON; logs nothing."""
+
+    def reply(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @contextlib.contextmanager
-def replica(status: int, body: object, delay_s: float = 0.0) -> Iterator[str]:
-    """An HTTP server answering every request with `status` and `body` as JSON: its base URL."""
-    seen: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                seen.append(json.loads(self.rfile.read(length)))
-            time.sleep(delay_s)
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` on a loopback port, in a thread, until the block ends: its `/v1` base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def replica(status: int, body: object, delay_s: float = 0.0) -> Iterator[str]:
+    """An HTTP server answering every request with `status` and `body` as JSON: its base URL."""
+    seen: list[dict] = []
+
+    class Handler(JSONHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                seen.append(json.loads(self.rfile.read(length)))
+            time.sleep(delay_s)
+            self.reply(status, body)
+
+        do_GET = do_POST = _answer
+
+    with serving(Handler) as base:
+        yield base
 
 
 def client(*bases: str, settings: str = "") -> OpenAIUpstream:
@@ -110,7 +123,7 @@ def embedder(hold: threading.Event | None = None) -> Iterator[tuple[str, list[li
     base URL and the inputs it got."""
     seen: list[list[str]] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JSONHandler):
         def do_POST(self) -> None:
             texts = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["input"]
             seen.append(texts)
@@ -131,26 +144,14 @@ def embedder(hold: threading.Event | None = None) -> Iterator[tuple[str, list[li
                 status, body = 400, {"error": {"message": "bad input"}}
             if any(text.startswith("fail") for text in texts):
                 status, body = 500, {"error": {"message": "engine crashed"}}
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply(status, body)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", seen
-    finally:
-        if hold is not None:
-            hold.set()
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as base:
+        try:
+            yield base, seen
+        finally:
+            if hold is not None:
+                hold.set()  # before the server's shutdown, which waits for held requests
 
 
 def batcher(base: str, settings: str = "concurrency=1") -> UpstreamBatcher:
