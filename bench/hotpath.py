@@ -134,7 +134,7 @@ def load_raw_model():  # type: ignore[no-untyped-def]
 
     os.environ["GUNICORN_WORKERS"] = "1"
     configure_torch()
-    return EmbeddingModel(EMBEDDING_MODEL, locate_minilm())
+    return EmbeddingModel.load(EMBEDDING_MODEL, locate_minilm())
 
 
 def raw_round(model, batch_size: int, seconds: float) -> Load:  # type: ignore[no-untyped-def]

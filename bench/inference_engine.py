@@ -70,7 +70,7 @@ def main() -> None:
 
     configure_torch()
     loading = time.perf_counter()
-    model = EmbeddingModel("all-minilm-l6-v2", locate_minilm())
+    model = EmbeddingModel.load("all-minilm-l6-v2", locate_minilm())
     print(
         f"all-minilm-l6-v2 on {model.device}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, loaded in {time.perf_counter() - loading:.1f} s"

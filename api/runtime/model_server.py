@@ -60,15 +60,14 @@ def _serve_model(spec: ModelSpec, settings: InferenceSettings) -> _Served:
     from api.runtime.registry import load_model
 
     model: EmbeddingModel = load_model(spec)  # type: ignore[assignment]
-    embed = model.embed_tensor
+    predict = model.predict  # the built-in handler's call (docs/models.md)
 
     def run_batch(texts: list[str]) -> list[Row]:
-        vectors, counts = embed(texts)
-        rows = vectors.numpy()
-        return [(rows[index].tobytes(), counts[index]) for index in range(len(texts))]
+        results = predict([{"text": text} for text in texts])
+        return [(result["embedding"].numpy().tobytes(), result["_units"]) for result in results]
 
     batcher = settings.batcher(spec.id, run_batch, ModelMetrics(spec.id))
-    return _Served(model, batcher, int(embed(["dimensions"])[0].shape[1]))
+    return _Served(model, batcher, model.dimensions)
 
 
 class _Connection(socketserver.BaseRequestHandler):

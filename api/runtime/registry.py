@@ -121,17 +121,24 @@ class ServedModel:
 
 
 def load_model(spec: ModelSpec) -> EmbeddingModel | TextGenerator:
-    """Load `spec`'s model from disk (imports torch on first use)."""
+    """Load `spec`'s model from disk as the handler runtime loads any handler (imports torch).
+
+    The built-in kinds are handlers (docs/models.md): their declarations are checked,
+    `setup` gets the device the declaration asks for, and embedding batches go
+    through `predict`.
+    """
     from api.runtime.devices import configure_torch
+    from api.runtime.handlers.declarations import declare
+    from api.runtime.handlers.loader import choose_device
 
     configure_torch()
+    kind: type[EmbeddingModel] | type[TextGenerator]
     if spec.task == "embedding":
-        from api.runtime.models.embedding import EmbeddingModel
-
-        return EmbeddingModel(spec.id, spec.path)
-    from api.runtime.models.generation import TextGenerator
-
-    return TextGenerator(spec.id, spec.path)
+        from api.runtime.models.embedding import EmbeddingModel as kind
+    else:
+        from api.runtime.models.generation import TextGenerator as kind
+    declaration = declare(kind, spec.id)
+    return kind.load(spec.id, spec.path, choose_device(declaration.device))
 
 
 class ModelRegistry:
@@ -251,11 +258,11 @@ class ModelRegistry:
             from api.runtime.models.embedding import EmbeddingModel
 
             assert isinstance(model, EmbeddingModel)
-            embed = model.embed
+            predict = model.predict
 
             def run_batch(texts: builtins.list[str]) -> builtins.list[EmbeddedText]:
-                vectors, counts = embed(texts)
-                return builtins.list(zip(vectors, counts, strict=True))
+                results = predict([{"text": text} for text in texts])
+                return [(result["embedding"].tolist(), result["_units"]) for result in results]
 
             batcher = settings.batcher(spec.id, run_batch, metrics)
             return ServedModel(model, metrics, batcher=batcher, tokenizer=model.tokenizer)

@@ -4,6 +4,7 @@ gunicorn (2 workers, PostgreSQL, Redis), called with an API token like any other
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import time
 import uuid
@@ -68,6 +69,19 @@ class Brightness:
 STREAMING = "count=handler:tests.handlers.sample_handler:Counter"
 
 
+def builtin_handlers() -> str:
+    """The two built-in kinds named as handler models, beside themselves under their own names."""
+    from api.config import PROJECT_ROOT
+    from api.runtime.specs import locate_minilm
+
+    story = PROJECT_ROOT / "models" / "storyteller"
+    return (
+        f"all-minilm-l6-v2,storyteller,"
+        f"minilm=handler:api.runtime.models.embedding:EmbeddingModel path={locate_minilm()},"
+        f"story=handler:api.runtime.models.generation:TextGenerator path={story}"
+    )
+
+
 def write_model(folder):
     """The user's side: a tiny torch.nn.Module, its weights saved, its handler file."""
     net = torch.nn.Linear(64, 2)
@@ -93,6 +107,7 @@ def stack(tmp_path_factory, postgres_database, redis_url):
     tokens = {
         "good": main.mint(scopes=("predict", "usage"))["token"],
         "no_scope": main.mint(name="embed only", scopes=("embed",))["token"],
+        "all": main.mint(name="all", scopes=("predict", "embed", "generate"))["token"],
     }
     small = make_account(app, "small@example.org")
     with app.app_context():
@@ -106,7 +121,8 @@ def stack(tmp_path_factory, postgres_database, redis_url):
         "DATABASE_URL": postgres_database,
         "REDIS_URL": redis_url,
         # The one configuration line; the second model is a streaming one (its own test).
-        "MODELS": f"brightness=handler:{handler}:Brightness,{STREAMING}",
+        # The built-in kinds served as handler models too (their own test).
+        "MODELS": f"brightness=handler:{handler}:Brightness,{STREAMING},{builtin_handlers()}",
         "RATE_LIMIT_DEFAULT": "1000/minute",
         "USAGE_FLUSH_INTERVAL_MS": "100",
         # Slots are per user id in the test Redis, which other checkouts' live tests share.
@@ -115,8 +131,8 @@ def stack(tmp_path_factory, postgres_database, redis_url):
     with gunicorn(env, tmp_path, workers=2) as base:
         ready = time.monotonic() + 90
         while time.monotonic() < ready:
-            models = call(base, tokens["good"], method="GET", path="/v1/models/brightness")
-            if models.status_code == 200:
+            states = requests.get(base + "/readyz", timeout=5).json().get("models", {})
+            if all(states.get(name) == "ready" for name in ("brightness", "minilm", "story")):
                 break
             time.sleep(0.5)
         yield base, tokens, tmp_path / "app.log"
@@ -268,3 +284,60 @@ def test_the_document_and_a_stream_through_gunicorn(stack):
     events = [json.loads(item) for item in data[:-1]]
     assert [event["outputs"]["text"] for event in events[:3]] == ["hi", "hi hi", "hi hi hi"]
     assert events[3]["usage"] == {"units": 3, "unit": "words"} and data[-1] == b"[DONE]"
+
+
+def test_the_built_in_kinds_are_handler_models_answering_as_on_the_openai_endpoints(stack):
+    """all-MiniLM-L6-v2 and the storyteller, each named by its handler class and `path=`,
+    run in processes of their own and answer as their OpenAI endpoints do."""
+    base, tokens, _ = stack
+    text = "The frog prince sat by the well."
+    embedded = call(
+        base,
+        tokens["all"],
+        path="/v1/embeddings",
+        json={"model": "all-minilm-l6-v2", "input": text},
+    )
+    assert embedded.status_code == 200, embedded.text
+    predicted = call(base, tokens["all"], path="/v1/models/minilm/predict", json={"text": text})
+    assert predicted.status_code == 200, predicted.text
+    vector = predicted.json()["outputs"]["embedding"]
+    expected = embedded.json()["data"][0]["embedding"]
+    assert len(vector) == len(expected) == 384
+    assert max(abs(a - b) for a, b in zip(vector, expected, strict=True)) < 1e-5
+    tokens_used = embedded.json()["usage"]["prompt_tokens"]
+    assert predicted.json()["usage"] == {"units": tokens_used, "unit": "tokens"}
+
+    described = call(base, tokens["all"], method="GET", path="/v1/models/minilm").json()
+    assert [field["name"] for field in described["schema"]["inputs"]] == ["text"]
+    assert described["schema"]["outputs"][0]["kind"] == "tensor"
+    metadata = call(base, tokens["all"], method="GET", path="/v2/models/minilm").json()
+    assert metadata["inputs"][0]["name"] == "text" and metadata["outputs"][0]["datatype"] == "FP32"
+
+    prompt = {"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0}
+    completed = call(
+        base, tokens["all"], path="/v1/completions", json={"model": "storyteller", **prompt}
+    )
+    assert completed.status_code == 200, completed.text
+    story = call(base, tokens["all"], path="/v1/models/story/predict", json=prompt)
+    assert story.status_code == 200, story.text
+    assert story.json()["outputs"]["text"] == completed.json()["choices"][0]["text"]
+    used = completed.json()["usage"]
+    assert story.json()["usage"]["units"] == used["prompt_tokens"] + used["completion_tokens"]
+
+    streamed = call(
+        base,
+        tokens["all"],
+        path="/v1/models/story/predict",
+        json=prompt,
+        headers_extra={"Accept": "text/event-stream"},
+        stream=True,
+    )
+    assert streamed.status_code == 200, streamed.text
+    events = [
+        json.loads(line[len("data: ") :])
+        for line in streamed.iter_lines(decode_unicode=True)
+        if line.startswith("data: {")
+    ]
+    texts = [event["outputs"]["text"] for event in events if "outputs" in event]
+    assert len(texts) > 1 and texts[-1] == completed.json()["choices"][0]["text"]
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -172,10 +173,36 @@ def test_service_streams_hold_a_slot_until_closed(inference_context: Flask) -> N
     reason="models/storyteller is not trained yet",
 )
 def test_the_storyteller_model_tells_a_story() -> None:
-    storyteller = TextGenerator("storyteller", str(Path(PROJECT_ROOT / "models" / "storyteller")))
+    storyteller = TextGenerator.load(
+        "storyteller", str(Path(PROJECT_ROOT / "models" / "storyteller"))
+    )
 
     stream = storyteller.stream(PROMPT, max_tokens=24, temperature=0)
     text, _ = run(stream)
 
     assert stream.completion_tokens <= 24 and text.strip()
     assert stream.finish_reason in {"stop", "length"}
+
+
+def test_as_a_handler_predict_streams_the_text_so_far_and_its_tokens(
+    generator: TextGenerator,
+) -> None:
+    expected = "".join(
+        chunk.text for chunk in generator.stream(PROMPT, max_tokens=6, temperature=0)
+    )
+    item = {"prompt": PROMPT, "max_tokens": 6, "temperature": 0, "top_p": 1.0, "seed": None}
+    events = list(generator.predict([item]))
+    assert events[-1]["text"] == expected
+    assert all(
+        later["text"].startswith(earlier["text"]) for earlier, later in itertools.pairwise(events)
+    )
+    prompt_tokens = len(generator.encode(PROMPT))
+    assert prompt_tokens < events[-1]["_units"] <= prompt_tokens + 6
+
+
+def test_as_a_handler_a_prompt_past_the_window_keeps_its_end(generator: TextGenerator) -> None:
+    """The generic predict route has no 400 for a long prompt: the model reads its last tokens."""
+    long_prompt = "the king " * generator.max_input
+    item = {"prompt": long_prompt, "max_tokens": 4, "temperature": 0, "top_p": 1.0, "seed": 1}
+    events = list(generator.predict([item]))
+    assert events and events[-1]["_units"] <= generator.max_input

@@ -59,6 +59,8 @@ class HandlerProcess:
             self.timeout_s = float(settings.timeout_s or default_timeout_s)
             self.device = choose_device(self.declaration.device)
             handler = handler_class()
+            if settings.path is not None:  # the built-in kinds' weights (docs/models.md)
+                handler.path = settings.path
             handler.setup(self.device)
             self.runner = HandlerRunner(
                 handler,

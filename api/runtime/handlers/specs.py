@@ -2,13 +2,16 @@
 
 TARGET is `package.module:Class` or `/absolute/file.py:Class`. The optional
 settings, separated by spaces, override the class's own: `device` (cpu, cuda,
-cuda:N), `max_batch_size`, `max_wait_ms`, `units`, and two that only the operator
-sets: `timeout_s` (the deadline of one call, default `INFERENCE_TIMEOUT_S`) and
-`max_queue` (items waiting at most; more is a 503). Parsing touches no file.
+cuda:N), `max_batch_size`, `max_wait_ms`, `units`, and three that only the operator
+sets: `timeout_s` (the deadline of one call, default `INFERENCE_TIMEOUT_S`),
+`max_queue` (items waiting at most; more is a 503) and `path` (an absolute directory
+the handler finds as `self.path` before `setup`: where the built-in handlers, and any
+handler written to be reused, read their weights). Parsing touches no file.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +21,7 @@ from api.runtime.handlers.loader import split_target
 _INTS = ("max_batch_size", "timeout_s", "max_queue")
 _FLOATS = ("max_wait_ms",)
 _WORDS = ("device", "units")
-SETTINGS = _INTS + _FLOATS + _WORDS
+SETTINGS = (*_INTS, *_FLOATS, *_WORDS, "path")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class HandlerSettings:
     overrides: dict[str, Any] = field(default_factory=dict)  # declaration settings
     timeout_s: int | None = None
     max_queue: int = 256
+    path: str | None = None  # set on the instance as `path` before `setup`
 
 
 def parse_handler(model_id: str, text: str) -> HandlerSettings:
@@ -45,6 +49,8 @@ def parse_handler(model_id: str, text: str) -> HandlerSettings:
                 f"model {model_id!r}: {pair!r} is not a setting; use key=value with key one of "
                 + ", ".join(SETTINGS)
             )
+        if key == "path" and not os.path.isabs(raw):
+            raise ConfigError(f"model {model_id!r}: path must be absolute, got {raw!r}")
         if key in _INTS or key in _FLOATS:
             try:
                 number = int(raw) if key in _INTS else float(raw)
@@ -59,7 +65,8 @@ def parse_handler(model_id: str, text: str) -> HandlerSettings:
             values[key] = raw
     timeout = values.pop("timeout_s", None)
     max_queue = values.pop("max_queue", 256)
-    return HandlerSettings(target, values, timeout, max_queue)
+    path = values.pop("path", None)
+    return HandlerSettings(target, values, timeout, max_queue, path and os.path.normpath(path))
 
 
 def handler_entries(models: str) -> dict[str, HandlerSettings]:

@@ -1,12 +1,16 @@
 """Sentence embeddings from a transformer encoder: mean pooling over real tokens, L2-normalised.
 
-`EmbeddingModel` runs one padded batch per call and knows nothing of queues or
-deadlines (the batcher does). Padding does not change a text's vector: pooling
-only averages the positions the attention mask marks as real, so a text gives the
-same vector (within float rounding) alone or in a batch. Tokenizing goes through
-private copies of the Rust tokenizer, configured once at load and never changed
-after, because a shared Hugging Face tokenizer whose padding or truncation settings
-change under concurrent calls fails with "Already borrowed".
+`EmbeddingModel` is a built-in handler (docs/models.md): it declares its input (a
+text) and output (its unit vector), loads in `setup(device)` and answers
+`predict(batch)`, so it serves `/v1/embeddings` and, named as a handler model,
+`/v1/models/{id}/predict` and the Open Inference Protocol. It runs one padded batch
+per call and knows nothing of queues or deadlines (the batcher does). Padding does
+not change a text's vector: pooling only averages the positions the attention mask
+marks as real, so a text gives the same vector (within float rounding) alone or in
+a batch. Tokenizing goes through private copies of the Rust tokenizer, configured
+once at load and never changed after, because a shared Hugging Face tokenizer whose
+padding or truncation settings change under concurrent calls fails with "Already
+borrowed".
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer
 from transformers import AutoModel, AutoTokenizer
 
-from api.runtime.devices import count_parameters, select_device
+from api.runtime.devices import count_parameters
 from api.runtime.specs import ModelInfo
 
 
@@ -34,14 +39,42 @@ def _read_max_input(path: str, tokenizer_limit: int, position_limit: int) -> int
 
 
 class EmbeddingModel:
-    """A loaded encoder that turns texts into unit vectors."""
+    """An encoder that turns texts into unit vectors: a handler of one text in, one vector out."""
 
     task = "embedding"
+    inputs = [{"name": "text", "kind": "text", "description": "The text to embed."}]
+    outputs = [
+        {
+            "name": "embedding",
+            "kind": "tensor",
+            "dtype": "float32",
+            "shape": [-1],
+            "description": "The text's unit vector (over-long texts are cut at the window).",
+        }
+    ]
+    units = "tokens"
+    max_batch_size = 32
+    max_wait_ms = 5
+    device = "cuda"  # the GPU when the process sees one, else the CPU
 
-    def __init__(self, model_id: str, path: str) -> None:
+    def __init__(self, model_id: str = "", path: str = "") -> None:
         self.id = model_id
+        self.path = path  # the model's directory: a handler entry's `path=` setting
+
+    @classmethod
+    def load(cls, model_id: str, path: str, device: str = "cpu") -> EmbeddingModel:
+        """The model at `path`, set up on `device`."""
+        model = cls(model_id, path)
+        model.setup(device)
+        return model
+
+    def setup(self, device: str) -> None:
+        """Load the tokenizer and weights from `self.path` onto `device`, and warm up."""
+        if not self.path:
+            raise ValueError("name the model's directory with the setting path=/absolute/dir")
+        path = self.path
         self.created = int(time.time())
-        self.device = select_device()
+        self.device = torch.device(device)  # type: ignore[assignment]
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
         self.model.to(self.device)
@@ -57,6 +90,13 @@ class EmbeddingModel:
         self._batcher.enable_truncation(self.max_input)
         self._batcher.enable_padding(pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token)
         self.embed(["warm up"])
+
+    def predict(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The handler's call: each item's vector (a float32 tensor row) and its tokens."""
+        vectors, counts = self.embed_tensor([item["text"] for item in batch])
+        return [
+            {"embedding": vectors[index], "_units": counts[index]} for index in range(len(batch))
+        ]
 
     @property
     def dimensions(self) -> int:

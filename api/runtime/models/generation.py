@@ -1,5 +1,12 @@
 """Text generation from a causal language model, one token at a time with a KV cache.
 
+`TextGenerator` is a built-in handler (docs/models.md): it declares a prompt and the
+sampling options in and the text out, loads in `setup(device)`, and its generator
+`predict` streams the text, so named as a handler model it serves
+`/v1/models/{id}/predict` like any other. The OpenAI endpoints call `stream`, the
+same decoding loop with what only they need: stop sequences, cancellation and a
+deadline checked at every token.
+
 `TextGenerator.stream` runs its own decoding loop instead of `model.generate` so
 that each step can check the caller's cancel event and deadline, and so that text
 leaves as soon as each token is decoded. Temperature 0 is greedy; otherwise the
@@ -12,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +27,7 @@ import torch
 from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from api.runtime.devices import count_parameters, select_device
+from api.runtime.devices import count_parameters
 from api.runtime.errors import DeadlineExceeded
 from api.runtime.models.chat_template import render_plain
 from api.runtime.models.decoding import IncrementalDecoder, StopSequenceFilter
@@ -92,14 +99,68 @@ def pick_token(logits: torch.Tensor, temperature: float, top_p: float, rng: torc
 
 
 class TextGenerator:
-    """A loaded causal language model that streams completions of a prompt."""
+    """A causal language model that streams completions of a prompt: a streaming handler."""
 
     task = "text-generation"
+    inputs = [
+        {"name": "prompt", "kind": "text", "description": "The text to continue."},
+        {
+            "name": "max_tokens",
+            "kind": "number",
+            "integer": True,
+            "minimum": 1,
+            "maximum": 4096,
+            "required": False,
+            "default": 16,
+        },
+        {
+            "name": "temperature",
+            "kind": "number",
+            "minimum": 0,
+            "maximum": 2,
+            "required": False,
+            "default": 1.0,
+        },
+        {
+            "name": "top_p",
+            "kind": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "required": False,
+            "default": 1.0,
+        },
+        {
+            "name": "seed",
+            "kind": "number",
+            "integer": True,
+            "minimum": 0,
+            "maximum": 2**63 - 1,
+            "required": False,
+        },
+    ]
+    outputs = [{"name": "text", "kind": "text", "description": "The text generated so far."}]
+    units = "tokens"  # the prompt's and the generated ones
+    max_batch_size = 1  # a generator `predict` streams one item at a time
+    device = "cuda"  # the GPU when the process sees one, else the CPU
 
-    def __init__(self, model_id: str, path: str) -> None:
+    def __init__(self, model_id: str = "", path: str = "") -> None:
         self.id = model_id
+        self.path = path  # the model's directory: a handler entry's `path=` setting
+
+    @classmethod
+    def load(cls, model_id: str, path: str, device: str = "cpu") -> TextGenerator:
+        """The model at `path`, set up on `device`."""
+        model = cls(model_id, path)
+        model.setup(device)
+        return model
+
+    def setup(self, device: str) -> None:
+        """Load the tokenizer and weights from `self.path` onto `device`, and warm up."""
+        if not self.path:
+            raise ValueError("name the model's directory with the setting path=/absolute/dir")
+        path = self.path
         self.created = int(time.time())
-        self.device = select_device()
+        self.device = torch.device(device)  # type: ignore[assignment]
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval()
         self.model.to(self.device)
@@ -120,6 +181,25 @@ class TextGenerator:
         self.tokenizer.no_padding()
         for _ in self.stream("Once", max_tokens=2, temperature=0):
             pass
+
+    def predict(self, batch: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """The handler's call: the text so far after each piece, and the tokens used so far.
+
+        A prompt that does not fit with `max_tokens` is cut from the left, keeping its end.
+        """
+        (item,) = batch
+        max_tokens = min(int(item["max_tokens"]), self.max_input - 1)
+        stream = self.stream_ids(
+            self.encode(item["prompt"])[-(self.max_input - max_tokens) :],
+            max_tokens=max_tokens,
+            temperature=float(item["temperature"]),
+            top_p=float(item["top_p"]),
+            seed=None if item["seed"] is None else int(item["seed"]),
+        )
+        text = ""
+        for chunk in stream:
+            text += chunk.text
+            yield {"text": text, "_units": stream.prompt_tokens + stream.completion_tokens}
 
     @property
     def info(self) -> ModelInfo:
@@ -167,7 +247,31 @@ class TextGenerator:
         Raise ValueError when the prompt and `max_tokens` do not fit in `max_input`
         (callers check first and answer 400).
         """
-        prompt_ids = self.encode(prompt) or self._start_ids
+        return self.stream_ids(
+            self.encode(prompt),
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            stop=stop,
+            cancel=cancel,
+            deadline=deadline,
+        )
+
+    def stream_ids(
+        self,
+        prompt_ids: list[int],
+        *,
+        max_tokens: int,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+        cancel: threading.Event | None = None,
+        deadline: float | None = None,
+    ) -> GenerationStream:
+        """`stream` from the prompt's token ids."""
+        prompt_ids = prompt_ids or self._start_ids
         if not prompt_ids:
             raise ValueError("the prompt is empty and the model has no start token")
         if len(prompt_ids) + max_tokens > self.max_input:
