@@ -31,6 +31,7 @@ from api.runtime.specs import ELSEWHERE, ModelInfo, ModelSpec, Task, parse_model
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
+    from api.runtime.handlers.embedding import HandlerEmbeddingBatcher, HandlerEmbeddingModel
     from api.runtime.models.embedding import EmbeddingModel
     from api.runtime.models.generation import TextGenerator
     from api.runtime.remote import RemoteBatcher, RemoteEmbeddingModel
@@ -113,9 +114,21 @@ class ServedModel:
     """A loaded model with what admits requests to it: a batcher (embedding) or a gate,
     and an embedding model's tokenizer (to read token-id input)."""
 
-    model: EmbeddingModel | RemoteEmbeddingModel | UpstreamModel | TextGenerator
+    model: (
+        EmbeddingModel
+        | RemoteEmbeddingModel
+        | UpstreamModel
+        | TextGenerator
+        | HandlerEmbeddingModel
+    )
     metrics: ModelMetrics
-    batcher: MicroBatcher[str, EmbeddedText] | RemoteBatcher | UpstreamBatcher | None = None
+    batcher: (
+        MicroBatcher[str, EmbeddedText]
+        | RemoteBatcher
+        | UpstreamBatcher
+        | HandlerEmbeddingBatcher
+        | None
+    ) = None
     gate: GenerationGate | None = None
     tokenizer: Tokenizer | None = None
 
@@ -179,7 +192,13 @@ class ModelRegistry:
 
     def get(
         self, model_id: str
-    ) -> EmbeddingModel | RemoteEmbeddingModel | UpstreamModel | TextGenerator:
+    ) -> (
+        EmbeddingModel
+        | RemoteEmbeddingModel
+        | UpstreamModel
+        | TextGenerator
+        | HandlerEmbeddingModel
+    ):
         """The loaded model `model_id` of the current app; ModelNotFound when not configured."""
         return self.serve(model_id).model
 
@@ -187,11 +206,24 @@ class ModelRegistry:
         """The model `model_id` (None: the first configured for `task`), loaded if need be."""
         configured = self._configured(current_app)
         for spec in configured.specs:
+            if spec.task == "handler" and spec.id == model_id and task == "embedding":
+                return self._serve_handler(spec)
             if spec.task in ELSEWHERE:
                 continue
             if (model_id is None or spec.id == model_id) and (task is None or spec.task == task):
                 return self._serve_spec(spec, configured.settings)
         raise ModelNotFound(model_id, task)
+
+    def _serve_handler(self, spec: ModelSpec) -> ServedModel:
+        """An embedding-shaped handler model, run in its own process (`handlers.embedding`)."""
+        from api.runtime.handlers.embedding import embedding_handler
+        from api.runtime.handlers.registry import handler_models
+
+        found = embedding_handler(handler_models(), spec.id)
+        if found is None:
+            raise ModelNotFound(spec.id, "embedding")
+        model, batcher = found
+        return ServedModel(model, ModelMetrics(spec.id), batcher=batcher)
 
     def close(self) -> None:
         """Stop every batcher thread; models stay loaded and later use gets fresh batchers."""

@@ -7,6 +7,7 @@ import pytest
 
 from api.config import ConfigError
 from api.runtime.handlers.declarations import declare
+from api.runtime.handlers.embedding import embedding_fields
 from api.runtime.handlers.server import HandlerProcess
 from api.runtime.handlers.specs import parse_handler
 from api.runtime.models.embedding import EmbeddingModel
@@ -52,3 +53,32 @@ def test_a_built_in_handler_loads_from_its_path_setting(tmp_path):
     process = HandlerProcess("minilm")
     process.load(f"minilm=handler:{EMBEDDING} path={tmp_path / 'absent'}", 30.0)
     assert process.state == "failed" and "absent" in (process.error or "")
+
+
+def declared(inputs, outputs):
+    handler = type(
+        "H",
+        (),
+        {
+            "inputs": inputs,
+            "outputs": outputs,
+            "setup": lambda self, device: None,
+            "predict": lambda self, batch: batch,
+        },
+    )
+    return declare(handler, "h")
+
+
+def test_which_handlers_also_serve_v1_embeddings():
+    """One required text in and a float32 vector first out: /v1/embeddings can call it."""
+    vector = {"name": "v", "kind": "tensor", "dtype": "float32", "shape": [384]}
+    text = {"name": "t", "kind": "text"}
+    assert embedding_fields(declare(EmbeddingModel, "m")) == ("text", "embedding")
+    assert embedding_fields(declare(TextGenerator, "m")) is None
+    optional = {"name": "n", "kind": "number", "required": False, "default": 1}
+    assert embedding_fields(declared([text, optional], [vector])) == ("t", "v")
+    assert embedding_fields(declared([text, {**text, "name": "u"}], [vector])) is None
+    assert embedding_fields(declared([{"name": "i", "kind": "image"}], [vector])) is None
+    assert embedding_fields(declared([text], [{**vector, "shape": [2, 3]}])) is None
+    assert embedding_fields(declared([text], [{**vector, "dtype": "int64"}])) is None
+    assert embedding_fields(declared([text], [{"name": "label", "kind": "text"}])) is None

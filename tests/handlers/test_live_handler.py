@@ -16,8 +16,12 @@ import torch
 from sqlalchemy import create_engine, text
 
 from api import create_app
+from api.config import PROJECT_ROOT
 from api.config import TestConfig as AppTestConfig
 from api.extensions import db
+from api.runtime.models.embedding import EmbeddingModel
+from api.runtime.models.generation import TextGenerator
+from api.runtime.specs import locate_minilm
 from tests.conftest import empty_postgres
 from tests.handlers import images
 from tests.services import gunicorn
@@ -69,16 +73,14 @@ class Brightness:
 STREAMING = "count=handler:tests.handlers.sample_handler:Counter"
 
 
-def builtin_handlers() -> str:
-    """The two built-in kinds named as handler models, beside themselves under their own names."""
-    from api.config import PROJECT_ROOT
-    from api.runtime.specs import locate_minilm
+STORY = PROJECT_ROOT / "models" / "storyteller"
 
-    story = PROJECT_ROOT / "models" / "storyteller"
+
+def builtin_handlers() -> str:
+    """The two built-in kinds named as handler models: their classes and `path=`."""
     return (
-        f"all-minilm-l6-v2,storyteller,"
         f"minilm=handler:api.runtime.models.embedding:EmbeddingModel path={locate_minilm()},"
-        f"story=handler:api.runtime.models.generation:TextGenerator path={story}"
+        f"story=handler:api.runtime.models.generation:TextGenerator path={STORY}"
     )
 
 
@@ -288,24 +290,37 @@ def test_the_document_and_a_stream_through_gunicorn(stack):
 
 def test_the_built_in_kinds_are_handler_models_answering_as_on_the_openai_endpoints(stack):
     """all-MiniLM-L6-v2 and the storyteller, each named by its handler class and `path=`,
-    run in processes of their own and answer as their OpenAI endpoints do."""
+    run in processes of their own: the vectors, text and token counts are the ones the same
+    classes give the OpenAI endpoints, and the embedding model serves /v1/embeddings too."""
     base, tokens, _ = stack
+    encoder = EmbeddingModel.load("all-minilm-l6-v2", locate_minilm())
     text = "The frog prince sat by the well."
-    embedded = call(
-        base,
-        tokens["all"],
-        path="/v1/embeddings",
-        json={"model": "all-minilm-l6-v2", "input": text},
-    )
-    assert embedded.status_code == 200, embedded.text
     predicted = call(base, tokens["all"], path="/v1/models/minilm/predict", json={"text": text})
     assert predicted.status_code == 200, predicted.text
     vector = predicted.json()["outputs"]["embedding"]
-    expected = embedded.json()["data"][0]["embedding"]
+    (expected,), (count,) = encoder.embed([text])
     assert len(vector) == len(expected) == 384
     assert max(abs(a - b) for a, b in zip(vector, expected, strict=True)) < 1e-5
-    tokens_used = embedded.json()["usage"]["prompt_tokens"]
-    assert predicted.json()["usage"] == {"units": tokens_used, "unit": "tokens"}
+    assert predicted.json()["usage"] == {"units": count, "unit": "tokens"}
+
+    # The same handler model answers the OpenAI endpoint: one way to serve a model.
+    texts = [text, "Rapunzel let down her hair.", "A third, shorter one."]
+    embedded = call(
+        base, tokens["all"], path="/v1/embeddings", json={"model": "minilm", "input": texts}
+    )
+    assert embedded.status_code == 200, embedded.text
+    vectors, counts = encoder.embed(texts)
+    assert embedded.json()["model"] == "minilm"
+    assert embedded.json()["usage"]["prompt_tokens"] == sum(counts)
+    for index, (item, expected) in enumerate(zip(embedded.json()["data"], vectors, strict=True)):
+        assert item["index"] == index
+        assert max(abs(a - b) for a, b in zip(item["embedding"], expected, strict=True)) < 1e-5
+    ids = call(base, tokens["all"], path="/v1/embeddings", json={"model": "minilm", "input": [1]})
+    assert ids.status_code == 422 and "input" in ids.json()["error"]["details"], ids.text
+    not_vectors = call(
+        base, tokens["all"], path="/v1/embeddings", json={"model": "story", "input": "x"}
+    )
+    assert not_vectors.status_code == 404, not_vectors.text
 
     described = call(base, tokens["all"], method="GET", path="/v1/models/minilm").json()
     assert [field["name"] for field in described["schema"]["inputs"]] == ["text"]
@@ -313,16 +328,15 @@ def test_the_built_in_kinds_are_handler_models_answering_as_on_the_openai_endpoi
     metadata = call(base, tokens["all"], method="GET", path="/v2/models/minilm").json()
     assert metadata["inputs"][0]["name"] == "text" and metadata["outputs"][0]["datatype"] == "FP32"
 
+    teller = TextGenerator.load("storyteller", str(STORY))
     prompt = {"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0}
-    completed = call(
-        base, tokens["all"], path="/v1/completions", json={"model": "storyteller", **prompt}
-    )
-    assert completed.status_code == 200, completed.text
+    running = teller.stream(prompt["prompt"], max_tokens=8, temperature=0)
+    told = "".join(chunk.text for chunk in running)
     story = call(base, tokens["all"], path="/v1/models/story/predict", json=prompt)
     assert story.status_code == 200, story.text
-    assert story.json()["outputs"]["text"] == completed.json()["choices"][0]["text"]
-    used = completed.json()["usage"]
-    assert story.json()["usage"]["units"] == used["prompt_tokens"] + used["completion_tokens"]
+    assert story.json()["outputs"]["text"] == told
+    units = running.prompt_tokens + running.completion_tokens
+    assert story.json()["usage"] == {"units": units, "unit": "tokens"}
 
     streamed = call(
         base,
@@ -339,5 +353,5 @@ def test_the_built_in_kinds_are_handler_models_answering_as_on_the_openai_endpoi
         if line.startswith("data: {")
     ]
     texts = [event["outputs"]["text"] for event in events if "outputs" in event]
-    assert len(texts) > 1 and texts[-1] == completed.json()["choices"][0]["text"]
+    assert len(texts) > 1 and texts[-1] == told
     assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))

@@ -50,6 +50,19 @@ class HandlerClient(wire.ThreadConnections):
         reply = self._request(*_predict(values, blobs, timeout, stream=False), timeout + 1.0)
         return reply["outputs"], int(reply["units"])
 
+    def predict_items(
+        self, items: list[dict[str, Any]], timeout: float
+    ) -> list[tuple[dict[str, Any], int]]:
+        """Several items (JSON values only) in one frame, batched together by the model."""
+        header = {
+            "op": "predict",
+            "items": items,
+            "timeout": timeout,
+            "trace_id": current_trace_id(),
+        }
+        reply = self._request(header, b"", timeout + 1.0)
+        return [(answer["outputs"], int(answer["units"])) for answer in reply["items"]]
+
     def stream(
         self, values: dict[str, Any], blobs: dict[str, bytes], timeout: float
     ) -> Iterator[dict[str, Any]]:

@@ -200,5 +200,20 @@ class HandlerRunner:
             raise HandlerFailed()
         return result
 
+    def predict_items(
+        self, items: list[dict[str, Any]], *, deadline: float
+    ) -> list[tuple[dict[str, Any], int]]:
+        """Several items' outputs and units, in order, queued together (no image inputs:
+        `/v1/embeddings` sends its texts so); one failed item fails the call."""
+        if self.declaration.streaming:
+            raise HandlerFailed("A streaming model takes one item at a time.")
+        decoded = [decode_item(self.declaration, values, {}) for values in items]
+        if time.monotonic() >= deadline:
+            raise DeadlineExceeded()
+        results = self.batcher.run(decoded, deadline=deadline)
+        if any(isinstance(result, HandlerFault) for result in results):
+            raise HandlerFailed()
+        return results  # type: ignore[return-value]
+
     def close(self) -> None:
         self.batcher.close()

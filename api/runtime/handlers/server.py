@@ -94,11 +94,13 @@ class HandlerProcess:
         for name, length in header.get("blobs", []):
             blobs[str(name)] = payload[offset : offset + int(length)]
             offset += int(length)
+        timeout = min(float(header["timeout"]), self.timeout_s)
+        deadline = time.monotonic() + timeout
+        if "items" in header:  # several items of one call (/v1/embeddings), batched together
+            return self._predict_items(header, deadline)
         values = header.get("values") or {}
         if not isinstance(values, dict):
             raise ValueError("values must be an object")
-        timeout = min(float(header["timeout"]), self.timeout_s)
-        deadline = time.monotonic() + timeout
         if header.get("stream"):
             events = self.runner.stream(values, blobs, deadline=deadline)
             return _traced(header.get("trace_id"), _stream_frames(events))
@@ -108,6 +110,17 @@ class HandlerProcess:
         finally:
             reset_trace_id(token)
         return {"ok": True, "outputs": outputs, "units": units}
+
+    def _predict_items(self, header: dict[str, Any], deadline: float) -> dict[str, Any]:
+        items = header["items"]
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise ValueError("items must be a list of objects")
+        token = bind_trace_id(header.get("trace_id"))
+        try:
+            answers = self.runner.predict_items(items, deadline=deadline)
+        finally:
+            reset_trace_id(token)
+        return {"ok": True, "items": [{"outputs": out, "units": units} for out, units in answers]}
 
 
 Frames = dict[str, Any] | Iterator[dict[str, Any]]
