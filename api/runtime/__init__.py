@@ -1,6 +1,7 @@
 """The model runtime: loading models, batching and admitting work, the model server.
 
-Knows nothing of Flask requests: `specs` reads the `MODELS` setting, `registry`
+Knows nothing of Flask requests: `specs` reads the `MODELS` setting, `settings` the
+queueing ones, `registry`
 owns a worker's loaded models, `batcher` (embeddings) and `gate` (generation)
 decide when concurrent work reaches a model, `model_server` + `wire` + `remote`
 serve one copy of the embedding model to every gunicorn worker of a host,

@@ -40,7 +40,7 @@ from api.runtime.supervisor import end_with_parent, supervise
 
 if TYPE_CHECKING:
     from api.runtime.models.embedding import EmbeddingModel
-    from api.runtime.registry import InferenceSettings
+    from api.runtime.settings import InferenceSettings
     from api.runtime.specs import ModelSpec
 
 log = logging.getLogger("api.runtime.model_server")  # not "__main__" when run
@@ -209,7 +209,7 @@ def serve(path: str) -> int:
     # when torch loads its OpenMP runtime, which is after this line.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from api import create_app
-    from api.runtime.registry import InferenceSettings
+    from api.runtime.settings import InferenceSettings
     from api.runtime.specs import parse_model_specs
 
     app = create_app(config)

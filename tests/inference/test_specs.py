@@ -7,7 +7,7 @@ import os
 import pytest
 
 from api.config import PROJECT_ROOT, ConfigError
-from api.runtime.registry import InferenceSettings
+from api.runtime.settings import InferenceSettings
 from api.runtime.specs import ModelSpec, parse_model_specs
 
 

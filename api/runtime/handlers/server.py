@@ -18,7 +18,6 @@ import logging
 import os
 import socket
 import socketserver
-import sys
 import threading
 import time
 from collections.abc import Generator, Iterator
@@ -264,26 +263,6 @@ def serve(model_id: str, path: str) -> int:
     return 0
 
 
-def check(models: str) -> int:
-    """Import every handler of `models` and check its declarations (never `setup`): 0 or 1.
-
-    The gunicorn master runs this in a child before it starts, so a bad declaration
-    stops the start with the error naming the model and the field, and torch is never
-    imported into the master that forks the workers.
-    """
-    from api.config import ConfigError
-    from api.runtime.handlers.loader import describe_target
-    from api.runtime.handlers.specs import handler_entries
-
-    try:
-        for model_id, settings in handler_entries(models).items():
-            describe_target(model_id, settings.target, settings.overrides)
-    except ConfigError as error:
-        print(f"modelgate: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     from api.runtime.handlers.supervisor import supervise
 
@@ -294,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--supervise", action="store_true", help="run it and restart it")
     args = parser.parse_args(argv)
     if args.check:
-        return check(os.environ.get("MODELS", ""))
+        from api.runtime.handlers.specs import check_models
+
+        return check_models(os.environ.get("MODELS", ""))
     if not args.model or not args.socket:
         parser.error("--model and --socket are required")
     if args.supervise:

@@ -12,10 +12,12 @@ handler written to be reused, read their weights). Parsing touches no file.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from api.config import ConfigError
+from api.runtime.handlers import loader
 from api.runtime.handlers.loader import split_target
 
 _INTS = ("max_batch_size", "timeout_s", "max_queue")
@@ -77,3 +79,19 @@ def handler_entries(models: str) -> dict[str, HandlerSettings]:
         if equals and rest.startswith("handler:"):
             found[model_id] = parse_handler(model_id, rest.removeprefix("handler:").strip())
     return found
+
+
+def check_models(models: str) -> int:
+    """Import every handler of `models` and check its declarations (never `setup`): 0 or 1.
+
+    The gunicorn master runs this in a child before it starts, so a bad declaration
+    stops the start with the error naming the model and the field, and torch is never
+    imported into the master that forks the workers.
+    """
+    try:
+        for model_id, settings in handler_entries(models).items():
+            loader.describe_target(model_id, settings.target, settings.overrides)
+    except ConfigError as error:
+        print(f"modelgate: {error}", file=sys.stderr)
+        return 1
+    return 0

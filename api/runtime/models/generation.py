@@ -31,6 +31,7 @@ from api.runtime.devices import count_parameters
 from api.runtime.errors import DeadlineExceeded
 from api.runtime.models.chat_template import render_plain
 from api.runtime.models.decoding import IncrementalDecoder, StopSequenceFilter
+from api.runtime.models.sampling import pick_token
 from api.runtime.specs import ModelInfo
 
 
@@ -73,29 +74,9 @@ class GenerationStream:
         self._chunks.close()
 
 
-MIN_TEMPERATURE = 1e-4
-
-
-def pick_token(logits: torch.Tensor, temperature: float, top_p: float, rng: torch.Generator) -> int:
-    """Greedy at temperature ~0, else sample from the top-p nucleus of softmax(logits / T).
-
-    A temperature below `MIN_TEMPERATURE` would overflow the scaled logits to
-    infinity, so it is greedy; the most likely token always stays in the nucleus,
-    however small `top_p` is.
-    """
-    if temperature < MIN_TEMPERATURE:
-        return int(logits.argmax())
-    logits = logits / temperature
-    if top_p < 1:
-        sorted_logits, order = logits.sort(descending=True)
-        probs = sorted_logits.softmax(dim=-1)
-        # Drop a token when the tokens ranked above it already hold top_p of the mass.
-        drop = probs.cumsum(dim=-1) - probs >= top_p
-        drop[0] = False
-        sorted_logits[drop] = float("-inf")
-        choice = torch.multinomial(sorted_logits.softmax(dim=-1).cpu(), 1, generator=rng)
-        return int(order[int(choice)])
-    return int(torch.multinomial(logits.softmax(dim=-1).cpu(), 1, generator=rng))
+def _option(name: str, default: float | None, **limits: Any) -> dict[str, Any]:
+    """An optional number input of the handler declaration (docs/models.md)."""
+    return {"name": name, "kind": "number", "required": False, "default": default, **limits}
 
 
 class TextGenerator:
@@ -104,39 +85,10 @@ class TextGenerator:
     task = "text-generation"
     inputs = [
         {"name": "prompt", "kind": "text", "description": "The text to continue."},
-        {
-            "name": "max_tokens",
-            "kind": "number",
-            "integer": True,
-            "minimum": 1,
-            "maximum": 4096,
-            "required": False,
-            "default": 16,
-        },
-        {
-            "name": "temperature",
-            "kind": "number",
-            "minimum": 0,
-            "maximum": 2,
-            "required": False,
-            "default": 1.0,
-        },
-        {
-            "name": "top_p",
-            "kind": "number",
-            "minimum": 0,
-            "maximum": 1,
-            "required": False,
-            "default": 1.0,
-        },
-        {
-            "name": "seed",
-            "kind": "number",
-            "integer": True,
-            "minimum": 0,
-            "maximum": 2**63 - 1,
-            "required": False,
-        },
+        _option("max_tokens", 16, integer=True, minimum=1, maximum=4096),
+        _option("temperature", 1.0, minimum=0, maximum=2),
+        _option("top_p", 1.0, minimum=0, maximum=1),
+        _option("seed", None, integer=True, minimum=0, maximum=2**63 - 1),
     ]
     outputs = [{"name": "text", "kind": "text", "description": "The text generated so far."}]
     units = "tokens"  # the prompt's and the generated ones
