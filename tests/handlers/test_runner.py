@@ -113,3 +113,57 @@ def test_a_stream_of_a_batched_handler_is_its_one_answer():
     finally:
         runner.close()
     assert events == [({"sum": 10.0}, 2)]
+
+
+class Meeting:
+    """A streaming handler whose item waits until another item is running beside it."""
+
+    inputs = [{"name": "word", "kind": "text"}]
+    outputs = [{"name": "text", "kind": "text"}]
+    max_batch_size = 1
+
+    def setup(self, device: str) -> None:
+        self.both_running = threading.Barrier(2, timeout=3)
+
+    def predict(self, batch: list[dict]):
+        self.both_running.wait()
+        yield {"text": batch[0]["word"]}
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_streaming_model_runs_concurrency_items_at_once(concurrency):
+    """`concurrency=2` lets two streams run side by side; with 1 the second waits its turn
+    (here past its deadline, a 504) while the first waits for a partner that never comes."""
+    handler = Meeting()
+    handler.setup("cpu")
+    runner = HandlerRunner(handler, declare(Meeting, "meet"), concurrency=concurrency)
+    outcomes: dict[str, object] = {}
+
+    def call(word: str) -> None:
+        try:
+            events = runner.stream({"word": word}, {}, deadline=time.monotonic() + 1.5)
+            outcomes[word] = [outputs["text"] for outputs, _ in events]
+        except Exception as error:
+            outcomes[word] = type(error).__name__
+
+    threads = [threading.Thread(target=call, args=(word,)) for word in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    runner.close()
+    if concurrency == 2:
+        assert outcomes == {"a": ["a"], "b": ["b"]}
+    else:
+        assert sorted(map(str, outcomes.values())) == ["DeadlineExceeded", "HandlerFailed"]
+
+
+def test_concurrency_is_refused_for_a_batched_model():
+    from api.config import ConfigError
+    from api.runtime.handlers.specs import check_concurrency, parse_handler
+
+    settings = parse_handler("tiny", "tests.handlers.sample_handler:Tiny concurrency=2")
+    assert settings.concurrency == 2
+    with pytest.raises(ConfigError, match="'tiny': concurrency applies to a streaming handler"):
+        check_concurrency("tiny", settings, streaming=False)
+    check_concurrency("count", settings, streaming=True)

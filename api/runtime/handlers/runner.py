@@ -43,12 +43,19 @@ class HandlerRunner:
     """One handler instance, set up, and the batcher that feeds it."""
 
     def __init__(
-        self, handler: Any, declaration: Declaration, *, max_queue: int = 256, observer: Any = None
+        self,
+        handler: Any,
+        declaration: Declaration,
+        *,
+        max_queue: int = 256,
+        observer: Any = None,
+        concurrency: int = 1,
     ) -> None:
         self.handler = handler
         self.declaration = declaration
-        self.busy_since: float | None = None  # when the running batch began (hang watch)
-        self._one_at_a_time = threading.Lock()  # a streaming handler's items, in turn
+        self._busy: dict[int, float] = {}  # thread -> when its batch or step began
+        # A streaming handler's items: `concurrency` at a time (its `MODELS` setting).
+        self._streams = threading.BoundedSemaphore(concurrency)
         self.memory = IdleTrim()  # freed heap back to the system when the model pauses
         self.batcher: MicroBatcher[dict[str, Any], Encoded] = MicroBatcher(
             self._run_batch,
@@ -59,14 +66,25 @@ class HandlerRunner:
             observer=observer,
         )
 
+    @property
+    def busy_since(self) -> float | None:
+        """When the oldest running batch or streaming step began (the hang watch reads it)."""
+        return min(self._busy.values(), default=None)
+
+    def _begin(self) -> None:
+        self._busy[threading.get_ident()] = time.monotonic()
+
+    def _end(self) -> None:
+        self._busy.pop(threading.get_ident(), None)
+
     def _run_batch(self, items: list[dict[str, Any]]) -> list[Encoded]:
-        self.busy_since = time.monotonic()
+        self._begin()
         try:
             results = self.handler.predict(items)
         except Exception as error:
             raise self._failed(error, len(items)) from None
         finally:
-            self.busy_since = None
+            self._end()
             self.memory.batch_done()
         if not isinstance(results, list | tuple) or len(results) != len(items):
             log.error(
@@ -116,7 +134,7 @@ class HandlerRunner:
     ) -> Iterator[tuple[dict[str, Any], int]]:
         """A streaming handler's events for one item: (the outputs it gave, units so far).
 
-        One item at a time (the lock), waiting for it at most until `deadline`. Closing
+        `concurrency` items at a time, waiting for a turn at most until `deadline`. Closing
         this iterator closes the handler's generator (the client went away). Any other
         handler's answer is one event.
         """
@@ -124,14 +142,14 @@ class HandlerRunner:
             yield self.predict(values, blobs, deadline=deadline)
             return
         item = decode_item(self.declaration, values, blobs)
-        if not self._one_at_a_time.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        if not self._streams.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise DeadlineExceeded()
         generator = None
         try:
             generator = self.handler.predict([item])
             units = 1
             while True:
-                self.busy_since = time.monotonic()
+                self._begin()
                 try:
                     result = next(generator)
                 except StopIteration:
@@ -139,7 +157,7 @@ class HandlerRunner:
                 except Exception as error:
                     raise self._failed(error, 1) from None
                 finally:
-                    self.busy_since = None
+                    self._end()
                 try:
                     outputs, said = encode_partial(self.declaration, result)
                 except HandlerFault as fault:
@@ -156,30 +174,30 @@ class HandlerRunner:
         finally:
             if generator is not None:
                 generator.close()
-            self._one_at_a_time.release()
+            self._streams.release()
             self.memory.batch_done()
 
     def _predict_streaming(
         self, item: dict[str, Any], deadline: float
     ) -> tuple[dict[str, Any], int]:
         """A streaming handler called without a stream: its events merged into one answer."""
-        if not self._one_at_a_time.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        if not self._streams.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise DeadlineExceeded()
         merged: dict[str, Any] = {}
         try:
-            self.busy_since = time.monotonic()
+            self._begin()
             for event in self.handler.predict([item]):
                 if not isinstance(event, dict):
                     raise HandlerFault("a streaming predict must yield dicts")
                 merged.update(event)  # later events replace earlier outputs (and `_units`)
-                self.busy_since = time.monotonic()
+                self._begin()
         except HandlerFault:
             raise HandlerFailed() from None
         except Exception as error:
             raise self._failed(error, 1) from None
         finally:
-            self.busy_since = None
-            self._one_at_a_time.release()
+            self._end()
+            self._streams.release()
             self.memory.batch_done()
         try:
             return encode_outputs(self.declaration, merged)

@@ -48,13 +48,14 @@ class HandlerProcess:
         from api.runtime.handlers.declarations import declare
         from api.runtime.handlers.loader import choose_device, load_class
         from api.runtime.handlers.runner import HandlerRunner
-        from api.runtime.handlers.specs import handler_entries
+        from api.runtime.handlers.specs import check_concurrency, handler_entries
         from api.runtime.metrics import ModelMetrics
 
         try:
             settings = handler_entries(models)[self.model_id]
             handler_class = load_class(self.model_id, settings.target)
             self.declaration = declare(handler_class, self.model_id, settings.overrides)
+            check_concurrency(self.model_id, settings, self.declaration.streaming)
             self.timeout_s = float(settings.timeout_s or default_timeout_s)
             self.device = choose_device(self.declaration.device)
             handler = handler_class()
@@ -66,6 +67,7 @@ class HandlerProcess:
                 self.declaration,
                 max_queue=settings.max_queue,
                 observer=ModelMetrics(self.model_id),  # /metrics: batch sizes, waits, depth
+                concurrency=settings.concurrency,
             )
         except Exception as error:
             self.state, self.error = "failed", f"{type(error).__name__}: {error}"[:500]

@@ -2,9 +2,10 @@
 
 TARGET is `package.module:Class` or `/absolute/file.py:Class`. The optional
 settings, separated by spaces, override the class's own: `device` (cpu, cuda,
-cuda:N), `max_batch_size`, `max_wait_ms`, `units`, and three that only the operator
+cuda:N), `max_batch_size`, `max_wait_ms`, `units`, and four that only the operator
 sets: `timeout_s` (the deadline of one call, default `INFERENCE_TIMEOUT_S`),
-`max_queue` (items waiting at most; more is a 503) and `path` (an absolute directory
+`max_queue` (items waiting at most; more is a 503), `concurrency` (a streaming
+handler's items run at once, default 1) and `path` (an absolute directory
 the handler finds as `self.path` before `setup`: where the built-in handlers, and any
 handler written to be reused, read their weights). Parsing touches no file.
 """
@@ -20,7 +21,7 @@ from api.config import ConfigError
 from api.runtime.handlers import loader
 from api.runtime.handlers.loader import split_target
 
-_INTS = ("max_batch_size", "timeout_s", "max_queue")
+_INTS = ("max_batch_size", "timeout_s", "max_queue", "concurrency")
 _FLOATS = ("max_wait_ms",)
 _WORDS = ("device", "units")
 SETTINGS = (*_INTS, *_FLOATS, *_WORDS, "path")
@@ -35,6 +36,7 @@ class HandlerSettings:
     timeout_s: int | None = None
     max_queue: int = 256
     path: str | None = None  # set on the instance as `path` before `setup`
+    concurrency: int = 1  # a streaming handler's items at once (a batched one: its batch)
 
 
 def parse_handler(model_id: str, text: str) -> HandlerSettings:
@@ -68,7 +70,10 @@ def parse_handler(model_id: str, text: str) -> HandlerSettings:
     timeout = values.pop("timeout_s", None)
     max_queue = values.pop("max_queue", 256)
     path = values.pop("path", None)
-    return HandlerSettings(target, values, timeout, max_queue, path and os.path.normpath(path))
+    concurrency = values.pop("concurrency", 1)
+    return HandlerSettings(
+        target, values, timeout, max_queue, path and os.path.normpath(path), concurrency
+    )
 
 
 def handler_entries(models: str) -> dict[str, HandlerSettings]:
@@ -90,8 +95,18 @@ def check_models(models: str) -> int:
     """
     try:
         for model_id, settings in handler_entries(models).items():
-            loader.describe_target(model_id, settings.target, settings.overrides)
+            declaration = loader.describe_target(model_id, settings.target, settings.overrides)
+            check_concurrency(model_id, settings, declaration.streaming)
     except ConfigError as error:
         print(f"modelgate: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def check_concurrency(model_id: str, settings: HandlerSettings, streaming: bool) -> None:
+    """ConfigError when `concurrency` is set on a batched handler, whose batches run in turn."""
+    if settings.concurrency > 1 and not streaming:
+        raise ConfigError(
+            f"model {model_id!r}: concurrency applies to a streaming handler; a batched one "
+            "runs one batch at a time (raise max_batch_size instead)"
+        )
