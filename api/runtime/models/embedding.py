@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 import torch
@@ -25,6 +24,7 @@ from tokenizers import Tokenizer
 from transformers import AutoModel, AutoTokenizer
 
 from api.runtime.devices import count_parameters
+from api.runtime.models.base import BuiltinModel
 from api.runtime.specs import ModelInfo
 
 
@@ -38,7 +38,7 @@ def _read_max_input(path: str, tokenizer_limit: int, position_limit: int) -> int
     return limit
 
 
-class EmbeddingModel:
+class EmbeddingModel(BuiltinModel):
     """An encoder that turns texts into unit vectors: a handler of one text in, one vector out."""
 
     task = "embedding"
@@ -55,26 +55,10 @@ class EmbeddingModel:
     units = "tokens"
     max_batch_size = 32
     max_wait_ms = 5
-    device = "cuda"  # the GPU when the process sees one, else the CPU
-
-    def __init__(self, model_id: str = "", path: str = "") -> None:
-        self.id = model_id
-        self.path = path  # the model's directory: a handler entry's `path=` setting
-
-    @classmethod
-    def load(cls, model_id: str, path: str, device: str = "cpu") -> EmbeddingModel:
-        """The model at `path`, set up on `device`."""
-        model = cls(model_id, path)
-        model.setup(device)
-        return model
 
     def setup(self, device: str) -> None:
         """Load the tokenizer and weights from `self.path` onto `device`, and warm up."""
-        if not self.path:
-            raise ValueError("name the model's directory with the setting path=/absolute/dir")
-        path = self.path
-        self.created = int(time.time())
-        self.device = torch.device(device)  # type: ignore[assignment]
+        path = self._place(device)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
         self.model.to(self.device)

@@ -29,6 +29,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from api.runtime.devices import count_parameters
 from api.runtime.errors import DeadlineExceeded
+from api.runtime.models.base import BuiltinModel
 from api.runtime.models.chat_template import render_plain
 from api.runtime.models.decoding import IncrementalDecoder, StopSequenceFilter
 from api.runtime.models.sampling import pick_token
@@ -79,7 +80,7 @@ def _option(name: str, default: float | None, **limits: Any) -> dict[str, Any]:
     return {"name": name, "kind": "number", "required": False, "default": default, **limits}
 
 
-class TextGenerator:
+class TextGenerator(BuiltinModel):
     """A causal language model that streams completions of a prompt: a streaming handler."""
 
     task = "text-generation"
@@ -93,26 +94,10 @@ class TextGenerator:
     outputs = [{"name": "text", "kind": "text", "description": "The text generated so far."}]
     units = "tokens"  # the prompt's and the generated ones
     max_batch_size = 1  # a generator `predict` streams one item at a time
-    device = "cuda"  # the GPU when the process sees one, else the CPU
-
-    def __init__(self, model_id: str = "", path: str = "") -> None:
-        self.id = model_id
-        self.path = path  # the model's directory: a handler entry's `path=` setting
-
-    @classmethod
-    def load(cls, model_id: str, path: str, device: str = "cpu") -> TextGenerator:
-        """The model at `path`, set up on `device`."""
-        model = cls(model_id, path)
-        model.setup(device)
-        return model
 
     def setup(self, device: str) -> None:
         """Load the tokenizer and weights from `self.path` onto `device`, and warm up."""
-        if not self.path:
-            raise ValueError("name the model's directory with the setting path=/absolute/dir")
-        path = self.path
-        self.created = int(time.time())
-        self.device = torch.device(device)  # type: ignore[assignment]
+        path = self._place(device)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval()
         self.model.to(self.device)
@@ -182,33 +167,9 @@ class TextGenerator:
         """Tokens the model reads for `text` as a prompt (an empty one reads the start token)."""
         return len(self.encode(text) or self._start_ids)
 
-    def stream(
-        self,
-        prompt: str,
-        *,
-        max_tokens: int,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        seed: int | None = None,
-        stop: Sequence[str] = (),
-        cancel: threading.Event | None = None,
-        deadline: float | None = None,
-    ) -> GenerationStream:
-        """Start generating up to `max_tokens` after `prompt`; `deadline` is a monotonic time.
-
-        Raise ValueError when the prompt and `max_tokens` do not fit in `max_input`
-        (callers check first and answer 400).
-        """
-        return self.stream_ids(
-            self.encode(prompt),
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            stop=stop,
-            cancel=cancel,
-            deadline=deadline,
-        )
+    def stream(self, prompt: str, **options: Any) -> GenerationStream:
+        """Start generating after `prompt`; `options` are those of `stream_ids`."""
+        return self.stream_ids(self.encode(prompt), **options)
 
     def stream_ids(
         self,
@@ -222,7 +183,12 @@ class TextGenerator:
         cancel: threading.Event | None = None,
         deadline: float | None = None,
     ) -> GenerationStream:
-        """`stream` from the prompt's token ids."""
+        """Start generating up to `max_tokens` after the prompt's ids; `deadline` is a
+        monotonic time.
+
+        Raise ValueError when the prompt and `max_tokens` do not fit in `max_input`
+        (callers check first and answer 400).
+        """
         prompt_ids = prompt_ids or self._start_ids
         if not prompt_ids:
             raise ValueError("the prompt is empty and the model has no start token")
