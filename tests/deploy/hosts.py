@@ -22,6 +22,14 @@ HOSTS = ("127.0.0.2", "127.0.0.3")
 SSHD = "/usr/sbin/sshd"
 DEPLOY_USER = "mgtest-deploy"  # logs in with the test's key and may sudo, like docs/deploy.md's
 SERVICE_USER = "mgtest-app"  # runs gunicorn and the migrations; `fab provision` creates it
+# Left out of the checkout a test deploys: `make test` builds the upstream engines' venvs
+# (.venv-upstreams, .venv-mlserver: torch and more, over 2 GB) in it, which the fabfile's own
+# excludes do not name, so each release would ship them to each host over ssh.
+NOT_SHIPPED = (
+    ".git", ".venv*", "node_modules", ".mypy_cache", ".ruff_cache", ".pytest_cache",
+    "__pycache__", ".hypothesis", ".schemathesis", "schemathesis-report", "htmlcov",
+    "instance",
+)  # fmt: skip
 
 
 def start_sshd(
@@ -80,6 +88,13 @@ def fingerprint(public_key: Path) -> str:
 
 def known_hosts_line(host: str, port: int, public_key: Path) -> str:
     return f"[{host}]:{port} {' '.join(public_key.read_text().split()[:2])}\n"
+
+
+def checkout(target: Path) -> Path:
+    """A copy of this checkout, as an operator's would be, for `source` in the deploy settings."""
+    excludes = [f"--exclude={name}" for name in NOT_SHIPPED]
+    subprocess.run(["rsync", "-a", *excludes, f"{ROOT}/", f"{target}/"], check=True)
+    return target
 
 
 def write_env(
@@ -148,7 +163,8 @@ def fab(
     settings: Path, *arguments: str, hosts: tuple[str, ...] = HOSTS
 ) -> subprocess.CompletedProcess[str]:
     fab_bin = Path(sys.executable).parent / "fab"
-    return subprocess.run(
+    started = time.monotonic()
+    result = subprocess.run(
         [str(fab_bin), "-r", str(ROOT / "deploy"), "-H", ",".join(hosts), *arguments],
         env={**os.environ, "MODELGATE_DEPLOY": str(settings)},
         capture_output=True,
@@ -156,6 +172,8 @@ def fab(
         timeout=300,
         check=False,
     )
+    print(f"fab {' '.join(arguments)} on {','.join(hosts)}: {time.monotonic() - started:.1f} s")
+    return result
 
 
 def output(result: subprocess.CompletedProcess[str]) -> str:

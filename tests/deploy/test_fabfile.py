@@ -28,7 +28,16 @@ from deploy import rotation
 from deploy.nginx_site import FAIL_TIMEOUT_S, Site, set_down, upstream_server, upstream_states
 from deploy.remote import Systemd
 from deploy.settings import host_settings
-from tests.deploy.hosts import HOSTS, fab, log_file, output, stop_app, write_env, write_settings
+from tests.deploy.hosts import (
+    HOSTS,
+    checkout,
+    fab,
+    log_file,
+    output,
+    stop_app,
+    write_env,
+    write_settings,
+)
 from tests.load import live_account
 from tests.nginx.server import API, NGINX, run_nginx, self_signed
 from tests.services import ROOT, free_port
@@ -113,10 +122,7 @@ def assert_no_failure_nor_stall(phase: Phase, baseline: Phase) -> None:
 def test_deploys_under_load_neither_fail_nor_stall_and_rollback_skips_a_failed_release(
     tmp_path, sshd, deploy_user, deploy_area, live_database, redis_db
 ):
-    source = tmp_path / "source"
-    skipped = (".git", ".venv", "node_modules", ".mypy_cache", ".hypothesis", "instance")
-    excludes = [f"--exclude={name}" for name in skipped]
-    subprocess.run(["rsync", "-a", *excludes, f"{ROOT}/", f"{source}/"], check=True)
+    source = checkout(tmp_path / "source")
     binds = {host: f"{host}:{free_port()}" for host in HOSTS}
     roots = {host: deploy_area / f"root-{host}" for host in HOSTS}
     first_host, second_host = (roots[host] for host in HOSTS)

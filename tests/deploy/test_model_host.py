@@ -22,9 +22,9 @@ import requests
 import urllib3
 
 from deploy.nginx_site import Site, upstream_states
-from tests.deploy.hosts import HOSTS, fab, output, stop_app, write_env, write_settings
+from tests.deploy.hosts import HOSTS, checkout, fab, output, stop_app, write_env, write_settings
 from tests.nginx.server import API, NGINX, run_nginx, self_signed
-from tests.services import REDIS_URL, ROOT, free_port
+from tests.services import REDIS_URL, free_port
 from tests.tokens.conftest import make_account
 
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -113,7 +113,8 @@ def test_an_api_host_serves_a_model_host_s_handler_model_as_an_upstream(
         "reload": f"{nginx_cli} -t -q && {nginx_cli} -s reload",
     }
     ssh = {**sshd, "user": deploy_user}
-    settings = write_settings(tmp_path / "deploy.toml", ssh, ROOT, hosts, keep=2, nginx=nginx)
+    source = checkout(tmp_path / "source")
+    settings = write_settings(tmp_path / "deploy.toml", ssh, source, hosts, keep=2, nginx=nginx)
     model_redis = redis.Redis.from_url(MODEL_REDIS)
     model_redis.flushdb()
     base = f"https://127.0.0.1:{https_port}"

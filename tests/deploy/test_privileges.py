@@ -16,13 +16,14 @@ from pathlib import Path
 from tests.deploy.hosts import (
     HOSTS,
     SERVICE_USER,
+    checkout,
     fab,
     output,
     stop_app,
     write_env,
     write_settings,
 )
-from tests.services import ROOT, free_port
+from tests.services import free_port
 
 
 def run_as(user: str, *command: str) -> subprocess.CompletedProcess[str]:
@@ -39,7 +40,8 @@ def test_the_service_user_writes_its_data_and_never_its_code(
     env = tmp_path / "etc" / "env"  # this host's env_file, where nothing is yet
     values = {"root": str(root), "bind": f"{host}:{free_port()}", "env_file": str(env)}
     ssh = {**sshd, "user": deploy_user}
-    settings = write_settings(tmp_path / "deploy.toml", ssh, ROOT, {host: values})
+    source = checkout(tmp_path / "source")
+    settings = write_settings(tmp_path / "deploy.toml", ssh, source, {host: values})
     default_env = Path("/etc/modelgate/env")
     before = default_env.stat() if default_env.exists() else None
     try:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import pytest
 import requests
 from sqlalchemy import select
 
@@ -61,42 +62,52 @@ def _each_at_once(calls: Iterable[Callable[[], requests.Response]]) -> list[requ
         return list(pool.map(run, calls))
 
 
-def test_email_and_refresh_tokens_work_once_under_concurrency(
-    tmp_path, live_database, redis_url, redis_db
-):
-    token = _reset_token(live_database, "race@example.org")
-    env = {"DATABASE_URL": live_database, "REDIS_URL": redis_url, "RATE_LIMIT_AUTH": "1000/minute"}
-    with gunicorn(env, tmp_path) as base:
-        resets = _at_once(
-            4,
-            lambda: requests.post(
-                f"{base}/v1/auth/reset-password",
-                json={"token": token, "password": f"new passphrase {time.time_ns()}"},
-                timeout=30,
-            ),
-        )
-        assert sorted(r.status_code for r in resets) == [200, 422, 422, 422]
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory, postgres_database, redis_url):
+    """gunicorn (two workers) on the session database, for the account races below: started
+    once for both (each test's live_database and redis_db empty the stores after it)."""
+    env = {
+        "DATABASE_URL": postgres_database,
+        "REDIS_URL": redis_url,
+        "RATE_LIMIT_AUTH": "1000/minute",
+    }
+    with gunicorn(env, tmp_path_factory.mktemp("auth-races")) as base:
+        yield base
 
-        # Refresh twice at once with one refresh cookie: one rotation wins.
-        session = requests.Session()
-        email = "race2@example.org"
-        app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=live_database))
-        make_verified_user(app, email)
-        with app.app_context():
-            db.engine.dispose()
-        login = session.post(
-            f"{base}/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=30
-        )
-        assert login.status_code == 200
-        cookies = session.cookies.get_dict()
-        headers = {"X-CSRF-TOKEN": cookies["mg_csrf"]}
-        refreshes = _at_once(
-            2,
-            lambda: requests.post(
-                f"{base}/v1/auth/refresh", cookies=cookies, headers=headers, timeout=30
-            ),
-        )
-        assert sorted(r.status_code for r in refreshes) == [200, 401]
+
+def test_email_and_refresh_tokens_work_once_under_concurrency(auth_server, live_database, redis_db):
+    token = _reset_token(live_database, "race@example.org")
+    base = auth_server
+    resets = _at_once(
+        4,
+        lambda: requests.post(
+            f"{base}/v1/auth/reset-password",
+            json={"token": token, "password": f"new passphrase {time.time_ns()}"},
+            timeout=30,
+        ),
+    )
+    assert sorted(r.status_code for r in resets) == [200, 422, 422, 422]
+
+    # Refresh twice at once with one refresh cookie: one rotation wins.
+    session = requests.Session()
+    email = "race2@example.org"
+    app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=live_database))
+    make_verified_user(app, email)
+    with app.app_context():
+        db.engine.dispose()
+    login = session.post(
+        f"{base}/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=30
+    )
+    assert login.status_code == 200
+    cookies = session.cookies.get_dict()
+    headers = {"X-CSRF-TOKEN": cookies["mg_csrf"]}
+    refreshes = _at_once(
+        2,
+        lambda: requests.post(
+            f"{base}/v1/auth/refresh", cookies=cookies, headers=headers, timeout=30
+        ),
+    )
+    assert sorted(r.status_code for r in refreshes) == [200, 401]
 
 
 def test_one_user_cannot_starve_health_or_other_users(tmp_path, live_database, redis_url, redis_db):
@@ -173,39 +184,36 @@ def _enabled_admins(app) -> int:
         return len(db.session.scalars(query).all())
 
 
-def test_two_admins_removing_each_other_at_once_leave_one(
-    tmp_path, live_database, redis_url, redis_db
-):
+def test_two_admins_removing_each_other_at_once_leave_one(auth_server, live_database, redis_db):
     app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=live_database))
     emails = ["a@example.org", "b@example.org"]
     ids = [make_verified_user(app, email, role="admin") for email in emails]
-    env = {"DATABASE_URL": live_database, "REDIS_URL": redis_url, "RATE_LIMIT_AUTH": "1000/minute"}
     refused = []
-    with gunicorn(env, tmp_path) as base:
-        for round_ in range(12):
-            change = {"role": "user"} if round_ % 2 else {"disabled": True}
-            _restore_admins(app, ids)
-            sessions = [
-                requests.post(
-                    f"{base}/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=30
-                ).json()["access_token"]
-                for email in emails
-            ]
-            answers = _each_at_once(
-                functools.partial(
-                    requests.patch,
-                    f"{base}/v1/admin/users/{ids[1 - me]}",
-                    headers={"Authorization": f"Bearer {sessions[me]}"},
-                    json=change,
-                    timeout=30,
-                )
-                for me in range(2)
+    base = auth_server
+    for round_ in range(12):
+        change = {"role": "user"} if round_ % 2 else {"disabled": True}
+        _restore_admins(app, ids)
+        sessions = [
+            requests.post(
+                f"{base}/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=30
+            ).json()["access_token"]
+            for email in emails
+        ]
+        answers = _each_at_once(
+            functools.partial(
+                requests.patch,
+                f"{base}/v1/admin/users/{ids[1 - me]}",
+                headers={"Authorization": f"Bearer {sessions[me]}"},
+                json=change,
+                timeout=30,
             )
-            statuses = sorted(answer.status_code for answer in answers)
-            assert _enabled_admins(app) == 1, (round_, change, statuses)
-            # The one that lost: refused as the last admin, or (it came second) no longer one.
-            assert statuses[0] == 200 and statuses[1] in (401, 403, 409), (round_, statuses)
-            refused += [a.json()["error"]["code"] for a in answers if a.status_code != 200]
+            for me in range(2)
+        )
+        statuses = sorted(answer.status_code for answer in answers)
+        assert _enabled_admins(app) == 1, (round_, change, statuses)
+        # The one that lost: refused as the last admin, or (it came second) no longer one.
+        assert statuses[0] == 200 and statuses[1] in (401, 403, 409), (round_, statuses)
+        refused += [a.json()["error"]["code"] for a in answers if a.status_code != 200]
     with app.app_context():
         db.engine.dispose()
     assert "last_admin" in refused, refused  # the requests did overlap
