@@ -19,7 +19,7 @@ from deploy.rotation import probe
 from deploy.settings import PROJECT, HostSettings, load_settings
 
 EXCLUDES = (
-    ".git", ".venv", "node_modules", "web/node_modules", "instance", ".env", "*.db",
+    ".git", ".venv", ".venv-*", "node_modules", "web/node_modules", "instance", ".env", "*.db",
     "*.sqlite", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
     ".schemathesis", ".hypothesis", "docs/screenshots", "web/e2e/output",
 )  # fmt: skip
