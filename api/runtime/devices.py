@@ -1,4 +1,6 @@
-"""Torch settings shared by the model wrappers: device choice, thread count, quiet loading.
+"""Torch settings shared by the built-in models: thread count, quiet loading, parameter count.
+
+(The device is the handler runtime's choice: `api.runtime.handlers.loader.choose_device`.)
 
 Called when a model loads, never at import: `torch.set_num_threads` is split
 between gunicorn workers (`GUNICORN_WORKERS`, default 1) so that workers on one
@@ -13,11 +15,6 @@ import torch
 import transformers
 
 _configured = False
-
-
-def select_device() -> torch.device:
-    """CUDA when this process can see a GPU, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def configure_torch() -> None:

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "inference"
-T = TypeVar("T")
 EmbeddedText = tuple[list[float], int]  # one text's unit vector and its token count
 
 
@@ -85,7 +84,6 @@ def load_model(spec: ModelSpec) -> EmbeddingModel | TextGenerator:
     """
     from api.runtime.devices import configure_torch
     from api.runtime.handlers.declarations import declare
-    from api.runtime.handlers.loader import choose_device
 
     configure_torch()
     kind: type[EmbeddingModel] | type[TextGenerator]
@@ -93,8 +91,8 @@ def load_model(spec: ModelSpec) -> EmbeddingModel | TextGenerator:
         from api.runtime.models.embedding import EmbeddingModel as kind
     else:
         from api.runtime.models.generation import TextGenerator as kind
-    declaration = declare(kind, spec.id)
-    return kind.load(spec.id, spec.path, choose_device(declaration.device))
+    declare(kind, spec.id)  # ConfigError, as for any handler
+    return kind.load(spec.id, spec.path)  # on the device its declaration asks for
 
 
 class ModelRegistry:

@@ -48,8 +48,8 @@ def test_a_built_in_handler_without_its_path_fails_setup_and_says_so():
     assert "path=" in (process.error or "")
 
 
-def test_a_built_in_handler_loads_from_its_path_setting(tmp_path):
-    """A missing directory is the handler's setup failing, reported with the path."""
+def test_a_built_in_handler_reads_its_path_setting(tmp_path):
+    """The setting reaches `setup`: a missing directory fails it, reported with the path."""
     process = HandlerProcess("minilm")
     process.load(f"minilm=handler:{EMBEDDING} path={tmp_path / 'absent'}", 30.0)
     assert process.state == "failed" and "absent" in (process.error or "")

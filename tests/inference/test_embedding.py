@@ -11,8 +11,8 @@ from flask import Flask
 from api.edge.errors import Unprocessable
 from api.inference.service import embed_texts
 from api.runtime.batcher import MicroBatcher
-from api.runtime.devices import select_device
 from api.runtime.errors import ModelNotFound
+from api.runtime.handlers.loader import choose_device
 from api.runtime.models.embedding import EmbeddingModel
 from api.runtime.registry import models
 from tests.inference.conftest import TINY_ID
@@ -46,7 +46,7 @@ def test_metadata(minilm: EmbeddingModel) -> None:
         "all-minilm-l6-v2",
         "embedding",
         256,
-        str(select_device()),
+        choose_device(EmbeddingModel.device),
     )
     assert 22_000_000 < info.parameters < 23_000_000
 

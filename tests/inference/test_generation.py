@@ -13,8 +13,8 @@ from flask import Flask
 from api.config import PROJECT_ROOT
 from api.edge.errors import Unprocessable
 from api.inference.service import complete, stream_completion
-from api.runtime.devices import select_device
 from api.runtime.errors import DeadlineExceeded
+from api.runtime.handlers.loader import choose_device
 from api.runtime.models.decoding import IncrementalDecoder, StopSequenceFilter
 from api.runtime.models.generation import GenerationStream, TextGenerator
 from api.runtime.registry import models
@@ -44,7 +44,7 @@ def test_metadata(generator: TextGenerator) -> None:
         TINY_ID,
         "text-generation",
         128,
-        str(select_device()),
+        choose_device(TextGenerator.device),
     )
     assert info.parameters > 0
 

@@ -69,7 +69,7 @@ class HandlerRunner:
     @property
     def busy_since(self) -> float | None:
         """When the oldest running batch or streaming step began (the hang watch reads it)."""
-        return min(self._busy.values(), default=None)
+        return min(self._busy.copy().values(), default=None)  # a copy: threads write it
 
     def _begin(self) -> None:
         self._busy[threading.get_ident()] = time.monotonic()

@@ -19,10 +19,12 @@ class BuiltinModel:
         self.path = path  # the model's directory: a handler entry's `path=` setting
 
     @classmethod
-    def load(cls, model_id: str, path: str, device: str = "cpu") -> Self:
-        """The model at `path`, set up on `device`."""
+    def load(cls, model_id: str, path: str, device: str | None = None) -> Self:
+        """The model at `path`, set up on `device` (else the one the class asks for)."""
+        from api.runtime.handlers.loader import choose_device
+
         model = cls(model_id, path)
-        model.setup(device)
+        model.setup(device or choose_device(cls.device))
         return model
 
     def setup(self, device: str) -> None:
