@@ -156,8 +156,14 @@ def test_openai_client_gets_the_upstreams_chat_through_modelgate(stack, live_dat
         ("chat_completions", 200, tokens),
     ]
     # The trace id went upstream with each call: the upstream's rows carry the same ids.
+    # The upstream writes its rows in its own time: wait for them as for ours.
+    ours = {row[4] for row in rows}
+    deadline = time.monotonic() + 30
     upstream_traces = {row[4] for row in _rows(live_database, "storyteller")}
-    assert {row[4] for row in rows} <= upstream_traces
+    while not ours <= upstream_traces and time.monotonic() < deadline:
+        time.sleep(0.2)
+        upstream_traces = {row[4] for row in _rows(live_database, "storyteller")}
+    assert ours <= upstream_traces
 
     ready = requests.get(f"{gateway}/readyz", timeout=10)
     replicas = ready.json()["upstreams"]["story-up"]

@@ -67,12 +67,15 @@ def _rows(database_url: str, endpoint: str = "oip_infer") -> list[tuple[str, int
         ).fetchall()
 
 
-def _wait_for_rows(database_url: str, count: int, timeout: float = 30.0) -> list:
+def _wait_for_rows(
+    database_url: str, count: int, endpoint: str = "oip_infer", timeout: float = 30.0
+) -> list:
+    """The endpoint's rows once `count` are there: each worker writes its own, in its own time."""
     deadline = time.monotonic() + timeout
-    rows = _rows(database_url)
+    rows = _rows(database_url, endpoint)
     while len(rows) < count and time.monotonic() < deadline:
         time.sleep(0.2)
-        rows = _rows(database_url)
+        rows = _rows(database_url, endpoint)
     return rows
 
 
@@ -141,7 +144,8 @@ def test_tritonclient_gets_mlservers_outputs_through_modelgate(stack, live_datab
         (404, "tabular", 0),
     ]
     assert all(trace for _, _, _, trace in rows)
-    assert [row[:3] for row in _rows(live_database, "predict")] == [("tabular", 200, 1)]
+    predicted = _wait_for_rows(live_database, 1, endpoint="predict")
+    assert [row[:3] for row in predicted] == [("tabular", 200, 1)]
 
 
 def test_killing_an_mlserver_replica_under_load_fails_only_its_calls_in_flight(
