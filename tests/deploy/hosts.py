@@ -16,20 +16,17 @@ import sys
 import time
 from pathlib import Path
 
+from deploy.releases import EXCLUDES
 from tests.services import ROOT
 
 HOSTS = ("127.0.0.2", "127.0.0.3")
 SSHD = "/usr/sbin/sshd"
 DEPLOY_USER = "mgtest-deploy"  # logs in with the test's key and may sudo, like docs/deploy.md's
 SERVICE_USER = "mgtest-app"  # runs gunicorn and the migrations; `fab provision` creates it
-# Left out of the checkout a test deploys: `make test` builds the upstream engines' venvs
-# (.venv-upstreams, .venv-mlserver: torch and more, over 2 GB) in it, which the fabfile's own
-# excludes do not name, so each release would ship them to each host over ssh.
-NOT_SHIPPED = (
-    ".git", ".venv*", "node_modules", ".mypy_cache", ".ruff_cache", ".pytest_cache",
-    "__pycache__", ".hypothesis", ".schemathesis", "schemathesis-report", "htmlcov",
-    "instance",
-)  # fmt: skip
+# Left out of the copy of this checkout a test deploys: what a release never ships (the
+# fabfile's own excludes: venvs, node_modules, caches, the instance) and the reports a local
+# run leaves, so each deploy moves only code, not the suite's 2 GB of engine venvs.
+NOT_SHIPPED = (*EXCLUDES, "schemathesis-report", "htmlcov")
 
 
 def start_sshd(
