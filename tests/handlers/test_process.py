@@ -168,3 +168,10 @@ def test_the_start_check_names_the_model_and_field_of_a_bad_declaration(tmp_path
     assert "model 'bad': inputs[0] x: shape must be" in result.stderr
     env["MODELS"] = "ok=handler:tests.handlers.sample_handler:Tiny"
     assert subprocess.run(command, env=env, timeout=120, check=False).returncode == 0
+    # `concurrency` on a batched handler stops the start too: its batches run in turn.
+    env["MODELS"] = "ok=handler:tests.handlers.sample_handler:Tiny concurrency=4"
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 1
+    assert "model 'ok': concurrency applies to a streaming handler" in result.stderr
