@@ -102,7 +102,7 @@ def add_model_operations(document: dict[str, Any]) -> None:
 blueprint.record_once(lambda state: add_document_hook(state.app, add_model_operations))
 
 
-def _read_body() -> tuple[dict[str, Any], dict[str, bytes], bool]:
+def _read_body() -> service.PredictBody:
     """The request's fields and files, and whether it was a multipart form."""
     if request.mimetype == "multipart/form-data":
         fields: dict[str, Any] = {}
@@ -125,12 +125,12 @@ def _read_body() -> tuple[dict[str, Any], dict[str, bytes], bool]:
                     f"{name}: Give this field once.", details={name: ["Give this field once."]}
                 )
             files[name] = uploads[0].read()
-        return fields, files, True
+        return service.PredictBody(fields, files, from_form=True)
     if request.is_json:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             raise ValidationFailed(details={"_body": ["Send a JSON object of the model's inputs."]})
-        return body, {}, False
+        return service.PredictBody(body)
     raise UnsupportedMediaType(
         "Send the inputs as JSON or multipart/form-data.",
         details={"content_type": request.mimetype or None},
@@ -154,14 +154,12 @@ def predict(model_id: str):
         raise ModelNotFound(model_id, "predict")
     meter().model = model_id
     deadline = time.monotonic() + current_app.config["INFERENCE_TIMEOUT_S"]
-    fields, files, from_form = _read_body()
+    body = _read_body()
     db.session.commit()  # give the connection back while the model runs
     if _wants_events() and service.streams(models, model_id):
-        return _stream(models, model_id, fields, files, from_form, deadline)
+        return _stream(models, model_id, body, deadline)
     with inference_slot(current_principal().user_id):
-        result = service.predict(
-            models, model_id, fields, files, from_form=from_form, deadline=deadline
-        )
+        result = service.predict(models, model_id, body, deadline=deadline)
     meter().units = result.units
     return {
         "model": result.model,
@@ -175,12 +173,12 @@ def _upstream_predict(upstream: OIPUpstream, model_id: str) -> dict[str, Any]:
     """One item on an Open Inference Protocol upstream (api.inference.upstream_predict)."""
     meter().model = model_id
     deadline = time.monotonic() + current_app.config["INFERENCE_TIMEOUT_S"]
-    fields, _, from_form = _read_body()
-    if from_form:
+    body = _read_body()
+    if body.from_form:
         raise UnsupportedMediaType("Send an upstream model's inputs as JSON.")
     db.session.commit()  # give the connection back while the model runs
     with inference_slot(current_principal().user_id):
-        outputs = upstream_predict.predict(upstream, fields, deadline=deadline)
+        outputs = upstream_predict.predict(upstream, body.fields, deadline=deadline)
     meter().units = 1
     usage = {"units": 1, "unit": "items"}
     return {"model": model_id, "outputs": outputs, "usage": usage, "trace_id": current_trace_id()}
@@ -193,21 +191,14 @@ def _wants_events() -> bool:
 
 
 def _stream(
-    models: HandlerModels,
-    model_id: str,
-    fields: dict[str, Any],
-    files: dict[str, bytes],
-    from_form: bool,
-    deadline: float,
+    models: HandlerModels, model_id: str, body: service.PredictBody, deadline: float
 ) -> Response:
     """Start the model's stream (errors before its first output still get a status), then
     send each partial output as an event, the usage, and `[DONE]`."""
     held = contextlib.ExitStack()  # released when the stream ends, not when this returns
     held.enter_context(inference_slot(current_principal().user_id, stream=True))
     try:
-        running = service.stream(
-            models, model_id, fields, files, from_form=from_form, deadline=deadline
-        )
+        running = service.stream(models, model_id, body, deadline=deadline)
     except BaseException:
         held.close()
         raise

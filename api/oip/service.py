@@ -176,9 +176,8 @@ def _run_items(
     registry = handler_models()
 
     def run(fields: dict[str, Any], files: dict[str, bytes]) -> handlers.Prediction:
-        return handlers.predict(
-            registry, model_id, fields, files, from_form=False, deadline=deadline
-        )
+        body = handlers.PredictBody(fields, files)
+        return handlers.predict(registry, model_id, body, deadline=deadline)
 
     if len(items) == 1:
         try:

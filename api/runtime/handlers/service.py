@@ -1,20 +1,30 @@
 """What the predict route calls: check the request against the model's declaration, run it.
 
-Takes plain values, never the request: the route reads JSON or multipart into
-`fields` and `files`. Returns the model's outputs and the units the call used, or for
-a streaming handler asked to stream, a `PredictionStream` of its partial outputs.
+Takes plain values, never the request: the route reads JSON or multipart into a
+`PredictBody` (its `fields` and `files`). Returns the model's outputs and the units the
+call used, or for a streaming handler asked to stream, a `PredictionStream` of its
+partial outputs.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from api.runtime.errors import DeadlineExceeded
 from api.runtime.handlers.inputs import check_request
 from api.runtime.handlers.registry import HandlerModels
+
+
+@dataclass(frozen=True)
+class PredictBody:
+    """One item's inputs as read: JSON fields, or a multipart form's fields and files."""
+
+    fields: dict[str, Any]
+    files: dict[str, bytes] = field(default_factory=dict)
+    from_form: bool = False  # form fields are strings, to be read as the declared kinds
 
 
 @dataclass(frozen=True)
@@ -49,46 +59,31 @@ def streams(models: HandlerModels, model_id: str) -> bool:
 
 
 def stream(
-    models: HandlerModels,
-    model_id: str,
-    fields: dict[str, Any],
-    files: dict[str, bytes],
-    *,
-    from_form: bool,
-    deadline: float,
+    models: HandlerModels, model_id: str, body: PredictBody, *, deadline: float
 ) -> PredictionStream:
     """Validate one item and start its stream; errors before the first output are raised."""
-    described, checked, timeout = _prepare(models, model_id, fields, files, from_form, deadline)
+    described, checked, timeout = _prepare(models, model_id, body, deadline)
     frames = models.client(model_id).stream(checked.values, checked.blobs, timeout)
     return PredictionStream(model_id, described.declaration.units, frames)
 
 
 def predict(
-    models: HandlerModels,
-    model_id: str,
-    fields: dict[str, Any],
-    files: dict[str, bytes],
-    *,
-    from_form: bool,
-    deadline: float,
+    models: HandlerModels, model_id: str, body: PredictBody, *, deadline: float
 ) -> Prediction:
     """Validate and run one item; 400/422 naming the field, 503, 504, 500 as the model says."""
-    described, checked, timeout = _prepare(models, model_id, fields, files, from_form, deadline)
+    described, checked, timeout = _prepare(models, model_id, body, deadline)
     outputs, units = models.client(model_id).predict(checked.values, checked.blobs, timeout)
     return Prediction(model_id, outputs, units, described.declaration.units)
 
 
 def _prepare(
-    models: HandlerModels,
-    model_id: str,
-    fields: dict[str, Any],
-    files: dict[str, bytes],
-    from_form: bool,
-    deadline: float,
+    models: HandlerModels, model_id: str, body: PredictBody, deadline: float
 ) -> tuple[Any, Any, float]:
     """The model's description, the checked request and the time left for the call."""
     described = models.describe(model_id)
-    checked = check_request(described.declaration, fields, files, from_form=from_form)
+    checked = check_request(
+        described.declaration, body.fields, body.files, from_form=body.from_form
+    )
     timeout = min(deadline - time.monotonic(), described.timeout_s)
     if timeout <= 0:
         raise DeadlineExceeded()
