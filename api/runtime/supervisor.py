@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 import socket
 import subprocess
@@ -20,12 +21,26 @@ from api.runtime import wire
 
 MODULE = "api.runtime.model_server"
 PR_SET_PDEATHSIG = 1
+PARENT_PID = "MODELGATE_PARENT_PID"  # set by `spawn`: whose child the new process is
+
+
+def spawn(command: list[str]) -> subprocess.Popen[bytes]:
+    """Start `command` as a child of this process that knows it is (`end_with_parent`)."""
+    return subprocess.Popen(command, env={**os.environ, PARENT_PID: str(os.getpid())})  # noqa: S603
 
 
 def end_with_parent() -> None:
-    """Ask Linux for SIGTERM when the parent dies, so no server outlives its gunicorn."""
+    """Ask Linux for SIGTERM when the parent dies, so no server outlives its gunicorn.
+
+    A parent that died before the request was made (while this process was still
+    importing: a release whose workers fail at once) sends nothing, and its child would
+    run on under init, holding a model in memory: such a child ends here instead.
+    """
     with contextlib.suppress(OSError, AttributeError):  # not Linux: the supervisor still ends us
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    parent = os.environ.get(PARENT_PID, "")
+    if parent.isdigit() and os.getppid() != int(parent):
+        raise SystemExit("modelgate: the process that started this one has ended; ending too")
 
 
 def stop_on_sigterm() -> None:
@@ -59,7 +74,9 @@ def restart_forever(command: list[str], name: str) -> int:
     pause = 0.5
     while not stopping:
         started = time.monotonic()
-        child = subprocess.Popen(command)  # noqa: S603 - our own module
+        child = spawn(command)
+        if stopping:  # SIGTERM came while it started: `stop` saw no child to end
+            child.terminate()
         code = child.wait()
         if stopping:
             break
@@ -76,8 +93,7 @@ def supervise(path: str) -> int:
 
 def start_supervisor(path: str) -> subprocess.Popen[bytes]:
     """Start `--supervise` for `path` as a child of this process (the gunicorn master)."""
-    command = [sys.executable, "-m", MODULE, "--supervise", "--socket", path]
-    return subprocess.Popen(command)  # noqa: S603 - our own module, our own path
+    return spawn([sys.executable, "-m", MODULE, "--supervise", "--socket", path])
 
 
 def answers(path: str, timeout: float = 1.0) -> bool:

@@ -32,9 +32,9 @@ from tests.services import ROOT
 SENTENCES = ["The frog became a prince.", "Snow fell on the black window frame.", "Gold."]
 
 
-def start(tmp_path: Path, *extra: str, **settings: str) -> tuple[subprocess.Popen[bytes], str]:
-    path = str(tmp_path / "models.sock")
-    env = {
+def server_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """What a model server of all-MiniLM-L6-v2 is started with, its files under `tmp_path`."""
+    return {
         **settings,
         **os.environ,
         "MODELGATE_ENV": "development",
@@ -43,6 +43,11 @@ def start(tmp_path: Path, *extra: str, **settings: str) -> tuple[subprocess.Pope
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
         "LOG_FILE": str(tmp_path / "models.log"),
     }
+
+
+def start(tmp_path: Path, *extra: str, **settings: str) -> tuple[subprocess.Popen[bytes], str]:
+    path = str(tmp_path / "models.sock")
+    env = server_env(tmp_path, **settings)
     command = [sys.executable, "-m", "api.runtime.model_server", *extra, "--socket", path]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     give_up = time.monotonic() + 90
@@ -260,3 +265,41 @@ def test_an_idle_connection_is_closed_in_time_and_pooled_clients_reconnect(limit
     with app.app_context():  # its pooled connection was closed too: the client opens a new one
         after = embed_texts("all-minilm-l6-v2", ["A wolf."]).vectors[0]
     assert max(abs(a - b) for a, b in zip(before, after, strict=True)) < 1e-5
+
+
+def _gone(pid: int) -> bool:
+    """Whether `pid` has ended (gone, or a zombie nobody has reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+def test_a_supervisor_whose_gunicorn_ended_while_it_started_ends_too(tmp_path):
+    """A release whose workers fail at once: the master is gone before its model server's
+    supervisor has imported enough to ask Linux for a signal when it goes. Before, that
+    supervisor and its model server ran on under init (seen left by the deploy test)."""
+    path, pid_file = str(tmp_path / "models.sock"), tmp_path / "supervisor.pid"
+    master = (  # start the supervisor as gunicorn.conf.py does, then end without a word
+        "import os, sys; from api.runtime.supervisor import start_supervisor; "
+        "open(sys.argv[2], 'w').write(str(start_supervisor(sys.argv[1]).pid)); os._exit(0)"
+    )
+    env = server_env(tmp_path)
+    try:
+        subprocess.run(
+            [sys.executable, "-c", master, path, str(pid_file)], cwd=ROOT, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=True,
+        )  # fmt: skip
+        supervisor = int(pid_file.read_text())
+        give_up = time.monotonic() + 60
+        while not _gone(supervisor) and time.monotonic() < give_up:
+            time.sleep(0.2)
+        assert _gone(supervisor), "the orphaned supervisor still runs"
+        left = subprocess.run(["pgrep", "-f", "--", f"--socket {path}"], capture_output=True)
+        assert left.returncode == 1, f"its model server still runs: {left.stdout!r}"
+    finally:
+        found = subprocess.run(["pgrep", "-f", "--", f"--socket {path}"], capture_output=True)
+        for pid in found.stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from api.runtime.supervisor import restart_forever
+from api.runtime.supervisor import restart_forever, spawn
 
 MODULE = "api.runtime.handlers.server"
 
@@ -23,5 +23,6 @@ def supervise(model_id: str, path: str) -> int:
 
 def start(model_id: str, path: str) -> subprocess.Popen[bytes]:
     """Start the supervisor of `model_id`'s process, listening on `path`."""
-    command = [sys.executable, "-m", MODULE, "--supervise"]
-    return subprocess.Popen([*command, "--model", model_id, "--socket", path])  # noqa: S603
+    return spawn(
+        [sys.executable, "-m", MODULE, "--supervise", "--model", model_id, "--socket", path]
+    )
