@@ -18,6 +18,7 @@ from pathlib import Path
 
 from deploy.releases import EXCLUDES
 from tests.services import ROOT
+from tests.stack import alive
 
 HOSTS = ("127.0.0.2", "127.0.0.3")
 SSHD = "/usr/sbin/sshd"
@@ -185,7 +186,6 @@ def stop_app(root: Path) -> None:
         pid = int(pidfile.read_text())
         os.kill(pid, signal.SIGTERM)
         for _ in range(300):  # gunicorn's graceful stop takes up to 20 s
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            if state == "Z":  # gone, but nobody reaped it
+            if not alive(pid):  # gone, or a zombie nobody reaped
                 return
             time.sleep(0.1)

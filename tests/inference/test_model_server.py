@@ -28,6 +28,7 @@ from api.runtime.errors import QueueFull
 from api.runtime.registry import models
 from api.runtime.supervisor import answers
 from tests.services import ROOT
+from tests.stack import alive
 
 SENTENCES = ["The frog became a prince.", "Snow fell on the black window frame.", "Gold."]
 
@@ -267,15 +268,6 @@ def test_an_idle_connection_is_closed_in_time_and_pooled_clients_reconnect(limit
     assert max(abs(a - b) for a, b in zip(before, after, strict=True)) < 1e-5
 
 
-def _gone(pid: int) -> bool:
-    """Whether `pid` has ended (gone, or a zombie nobody has reaped yet)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state == "Z"
-
-
 def test_a_supervisor_whose_gunicorn_ended_while_it_started_ends_too(tmp_path):
     """A release whose workers fail at once: the master is gone before its model server's
     supervisor has imported enough to ask Linux for a signal when it goes. Before, that
@@ -293,9 +285,9 @@ def test_a_supervisor_whose_gunicorn_ended_while_it_started_ends_too(tmp_path):
         )  # fmt: skip
         supervisor = int(pid_file.read_text())
         give_up = time.monotonic() + 60
-        while not _gone(supervisor) and time.monotonic() < give_up:
+        while alive(supervisor) and time.monotonic() < give_up:
             time.sleep(0.2)
-        assert _gone(supervisor), "the orphaned supervisor still runs"
+        assert not alive(supervisor), "the orphaned supervisor still runs"
         left = subprocess.run(["pgrep", "-f", "--", f"--socket {path}"], capture_output=True)
         assert left.returncode == 1, f"its model server still runs: {left.stdout!r}"
     finally:
