@@ -68,10 +68,12 @@ def _token(database_url: str, email: str) -> str:
 
 
 def _rows(database_url: str, model: str) -> list[tuple]:
+    """The model's usage rows in the order the calls ended: each gunicorn worker flushes its
+    own spool, so the ids follow the flushes, not the calls."""
     with psycopg.connect(_libpq(database_url)) as conn:
         return conn.execute(
             "SELECT endpoint, status, tokens_in, tokens_out, trace_id FROM inference_records "
-            "WHERE model = %s ORDER BY id",
+            "WHERE model = %s ORDER BY created_at, id",
             (model,),
         ).fetchall()
 
